@@ -1,0 +1,165 @@
+"""The ``retune`` command line.
+
+Every command reports bad input (unknown task, unparsable problem, bad range, broken plugin) as one line on
+stderr and exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from pydantic import ValidationError
+
+from retune import __version__
+from retune.core.errors import ProblemParseError, RetuneError
+from retune.core.lengths import parse_lengths
+from retune.core.methods import METHODS
+
+
+def _registry():
+    from retune.plugins import get_registry
+
+    return get_registry()
+
+
+def _task(name: str):
+    return _registry().get(name)
+
+
+def parse_problem(task, text: str):
+    """Parse a problem given by a user; one-line error on failure."""
+    try:
+        return task.parse_problem(text)
+    except ValidationError as exc:
+        msg = exc.errors()[0]["msg"]
+    except ValueError as exc:
+        msg = str(exc)
+    raise ProblemParseError(f"task {task.name!r} cannot parse problem {text!r}: {msg}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="retune")
+def cli() -> None:
+    """Teach language models to solve compositional problems by calling themselves (Re-Tuning)."""
+
+
+@cli.command("tasks")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def tasks_command(as_json: bool) -> None:
+    """List the registered tasks."""
+    registry = _registry()
+    rows = [
+        {"name": t.name, "description": t.description, "plugin": registry.task_plugin[t.name], "version": t.version}
+        for t in (registry.get(n) for n in registry.names())
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        width = max([len(r["name"]) for r in rows] + [4])
+        pwidth = max([len(r["plugin"]) for r in rows] + [6])
+        click.echo(f"{'TASK':<{width}}  {'PLUGIN':<{pwidth}}  VERSION  DESCRIPTION")
+        for r in rows:
+            click.echo(f"{r['name']:<{width}}  {r['plugin']:<{pwidth}}  {r['version']:<7}  {r['description']}")
+    for name, error in registry.errors.items():
+        click.echo(f"warning: plugin {name!r} is broken: {error}", err=True)
+
+
+@cli.command("generate")
+@click.option("--task", "tasks", required=True, help="Task name, or several separated by commas.")
+@click.option("--method", type=click.Choice(METHODS), default="retuning", show_default=True)
+@click.option("--lengths", default="1-8", show_default=True, help="Problem lengths, LO-HI.")
+@click.option("--per-length", default=100, show_default=True, help="Top-level problems per length.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="JSONL file (default: stdout).")
+def generate_command(tasks: str, method: str, lengths: str, per_length: int, seed: int, output: str | None) -> None:
+    """Generate training records (JSONL), balanced by length, deduplicated by input, deterministic by seed."""
+    from retune.core.data import build_records, write_jsonl
+
+    records = build_records(tasks, method, parse_lengths(lengths), per_length, seed)
+    if output:
+        write_jsonl(records, output)
+        click.echo(f"wrote {len(records)} {method} records for {tasks} (lengths {lengths}) to {output}", err=True)
+    else:
+        for record in records:
+            click.echo(json.dumps(record, ensure_ascii=False))
+
+
+@cli.command("trace")
+@click.option("--task", "task_name", required=True)
+@click.argument("problem")
+@click.option("--json", "as_json", is_flag=True, help="Print the trace tree as JSON.")
+@click.option("--records", is_flag=True, help="Print the problem's training records (all levels) as JSONL.")
+@click.option("--method", type=click.Choice(METHODS), default="retuning", show_default=True)
+def trace_command(task_name: str, problem: str, as_json: bool, records: bool, method: str) -> None:
+    """Show the reference call tree of PROBLEM, with every context."""
+    from retune.core.methods import records_for
+    from retune.core.trace import build_trace
+
+    task = _task(task_name)
+    parsed = parse_problem(task, problem)
+    if records:
+        for record in records_for(task, parsed, method):
+            click.echo(json.dumps(record, ensure_ascii=False))
+        return
+    trace = build_trace(task, parsed)
+    if as_json:
+        click.echo(trace.model_dump_json(indent=2))
+        return
+    _print_tree(trace)
+
+
+def _print_tree(node, depth: int = 0) -> None:
+    pad = "    " * depth
+    click.echo(f"{pad}[{node.task}] {node.problem}  =>  {node.answer}")
+    for line in node.context_text().split("\n"):
+        click.echo(f"{pad}  | {line}")
+    for step in node.steps:
+        if step.child is not None:
+            _print_tree(step.child, depth + 1)
+
+
+@cli.command("solve")
+@click.option("--task", "task_name", required=True)
+@click.argument("problem")
+@click.option("--oracle", is_flag=True, help="Answer with the task's own reference policy (no model).")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole solution, with its call tree, as JSON.")
+def solve_command(task_name: str, problem: str, oracle: bool, as_json: bool) -> None:
+    """Solve PROBLEM recursively and print its answer."""
+    from retune.core.oracle import OraclePolicy
+    from retune.core.solver import solve
+
+    task = _task(task_name)
+    parsed = parse_problem(task, problem)
+    if not oracle:
+        raise RetuneError("give --oracle (model policies come with trained runs)")
+    solution = solve(task, [parsed], OraclePolicy(task))[0]
+    if as_json:
+        click.echo(solution.model_dump_json(indent=2))
+    elif solution.final is None:
+        raise RetuneError(f"no answer: {solution.outcome.value} ({solution.detail})")
+    else:
+        click.echo(solution.final)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning retune's errors into one stderr line and exit status 2."""
+    try:
+        cli.main(args=argv, prog_name="retune", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except RetuneError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
