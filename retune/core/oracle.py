@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 
 from retune.core import text
 from retune.core.task import Task
-from retune.core.trace import build_trace
+from retune.core.trace import build_trace, walk
 
 
 class OraclePolicy:
@@ -45,8 +45,9 @@ class OraclePolicy:
                     continue
                 if task.render_problem(problem) != problem_text:
                     continue
-                for ctx, output in build_trace(task, problem, self._registry).segments():
-                    self._segments[ctx] = output
+                for node in walk(build_trace(task, problem, self._registry)):
+                    for ctx, output in node.segments():
+                        self._segments[ctx] = output
                 break
         return self._segments.get(context, "")
 

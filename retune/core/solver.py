@@ -171,11 +171,11 @@ class Solver:
         callee, sub = self._parse_call(frame.task, parsed.text)
         if callee is None:
             return self._finish(run, Outcome.MALFORMED, f"unreadable call {parsed.text[:80]!r}")
-        if callee is frame.task and callee.size(sub) >= frame.task.size(frame.problem):
-            return self._finish(run, Outcome.NOT_SMALLER, f"call {parsed.text[:80]!r} does not shrink the problem")
         key = (callee.name, parsed.text)
         if any(f.key == key for f in run.stack):
             return self._finish(run, Outcome.CYCLE, f"call {parsed.text[:80]!r} repeats an ancestor")
+        if callee is frame.task and callee.size(sub) >= frame.task.size(frame.problem):
+            return self._finish(run, Outcome.NOT_SMALLER, f"call {parsed.text[:80]!r} does not shrink the problem")
         if len(run.stack) >= run.max_depth:
             return self._finish(run, Outcome.DEPTH_EXCEEDED, f"depth {len(run.stack) + 1} > {run.max_depth}")
         run.calls += 1

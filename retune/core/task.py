@@ -29,6 +29,9 @@ from retune.core import text
 P = TypeVar("P", bound=BaseModel)
 A = TypeVar("A")
 
+#: separates a problem from its answer on a line of the generic scratchpad
+SCRATCHPAD_EQUALS = " = "
+
 
 @dataclass(frozen=True)
 class Call:
@@ -161,11 +164,16 @@ class Task(ABC, Generic[P, A]):
         first, one ``<problem> = <answer>`` line each, the last line being the problem itself."""
         from retune.core.trace import build_trace, walk_postorder
 
-        return "\n".join(f"{n.problem} = {n.answer}" for n in walk_postorder(build_trace(self, problem)))
+        return "\n".join(self.scratchpad_line(n.problem, n.answer) for n in walk_postorder(build_trace(self, problem)))
+
+    @staticmethod
+    def scratchpad_line(problem_text: str, answer_text: str) -> str:
+        """One ``<problem> = <answer>`` line of the generic scratchpad; ``parse_scratchpad`` reads the last one."""
+        return f"{problem_text}{SCRATCHPAD_EQUALS}{answer_text}"
 
     def parse_scratchpad(self, problem: P, output: str) -> A:
         last = output.rstrip("\n").rsplit("\n", 1)[-1]
-        head, sep, answer = last.rpartition(" = ")
+        head, sep, answer = last.rpartition(SCRATCHPAD_EQUALS)
         if not sep or head != self.render_problem(problem):
             raise ValueError("scratchpad does not end with the problem's answer")
         return self.parse_answer(answer)
