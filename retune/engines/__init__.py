@@ -1,0 +1,1 @@
+"""Engines: the machinery that trains models (``retune.engines.training``) and runs them."""

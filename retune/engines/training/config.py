@@ -1,0 +1,169 @@
+"""``TrainConfig``: every training setting in one validated pydantic model.
+
+A config comes from keyword arguments, from a JSON file (:func:`load_config_file`) or from both, with the
+command line overriding the file. Settings left as ``None`` or ``"auto"`` are resolved on validation (see
+:meth:`TrainConfig._resolve`), so the ``train_config.json`` that a run writes holds the values actually used.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from retune.core.errors import RetuneError
+from retune.core.lengths import parse_lengths
+from retune.core.methods import check_method
+
+DEFAULT_MODEL = "default"
+CONFIG_FILE = "train_config.json"
+
+# Settings that may change when a run is resumed; every other one must match the run's saved config.
+RESUMABLE_CHANGES = frozenset(
+    {"max_steps", "time_budget", "epochs", "save_every", "keep_checkpoints", "progress", "resume"}
+)
+
+_DURATION = re.compile(r"^(?:(?P<h>\d+(?:\.\d*)?)h)?(?:(?P<m>\d+(?:\.\d*)?)m)?(?:(?P<s>\d+(?:\.\d*)?)s?)?$")
+
+
+def parse_duration(text: str | float) -> float:
+    """Seconds in ``"90"``, ``"90s"``, ``"10m"``, ``"1.5h"`` or ``"1h30m"``; raises ``ValueError``."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    match = _DURATION.match(text.strip().lower())
+    if not text.strip() or not match:
+        raise ValueError(f"bad duration {text!r}: expected e.g. 90s, 10m, 1h30m")
+    return 3600 * float(match["h"] or 0) + 60 * float(match["m"] or 0) + float(match["s"] or 0)
+
+
+class TrainConfig(BaseModel):
+    """All settings of one training run. ``out`` is the only required one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # ---- data: either built from tasks (``build_records``) or read from a JSONL file --------------
+    tasks: list[str] = Field(default_factory=list, description="task names to build records for")
+    method: str = Field("retuning", description="retuning, scratchpad or baseline")
+    lengths: tuple[int, int] = Field((1, 10), description="problem lengths LO-HI to build records for")
+    per_length: int = Field(200, ge=1, description="problems per length")
+    data: Path | None = Field(None, description="JSONL file of records (instead of tasks)")
+    max_length: int = Field(2048, ge=2, description="longer examples (input+output+EOS) are dropped")
+
+    # ---- model ---------------------------------------------------------------------------------------
+    model: str = Field(DEFAULT_MODEL, description="'default' (embedded model) or a transformers model directory")
+    finetune: Literal["auto", "full", "lora"] = Field(
+        "auto", description="auto: full for the default model, LoRA for a model directory"
+    )
+    lora_r: int = Field(64, ge=1)
+    lora_alpha: int = Field(64, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_targets: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    merge_lora: bool = Field(True, description="also save the merged full model in the run dir (LoRA only)")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 (else fp16) mixed precision on a GPU, fp32 on CPU"
+    )
+
+    # ---- optimisation --------------------------------------------------------------------------------
+    batch_size: int = Field(16, ge=1, description="examples per micro-batch and process")
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    lr: float | None = Field(None, gt=0, description="auto: 1e-3 default model, 2e-4 LoRA, 2e-5 full fine-tuning")
+    weight_decay: float = Field(0.0, ge=0)
+    scheduler: Literal["constant", "cosine"] = Field("constant", description="after linear warmup")
+    warmup_steps: int = Field(0, ge=0)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    bucket_batches: int = Field(64, ge=1, description="batches per length-sorted bucket")
+
+    # ---- stopping: the first limit reached ends the run; with none, one epoch ----------------------------
+    max_steps: int | None = Field(None, ge=1)
+    time_budget: float | None = Field(None, gt=0, description="seconds of training, e.g. 600 or '10m'")
+    epochs: int | None = Field(None, ge=1)
+
+    # ---- run -------------------------------------------------------------------------------------------
+    out: Path = Field(description="run directory")
+    seed: int = 0
+    save_every: int = Field(500, ge=1, description="checkpoint interval in optimizer steps")
+    keep_checkpoints: int = Field(2, ge=1)
+    resume: bool = Field(False, description="continue from the run dir's latest checkpoint")
+    progress: bool = Field(True, description="show a progress bar")
+
+    @field_validator("tasks", "lora_targets", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("method")
+    @classmethod
+    def _check_method(cls, value: str) -> str:
+        return check_method(value)
+
+    @field_validator("lengths", mode="before")
+    @classmethod
+    def _parse_lengths(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_lengths(value)
+        return value
+
+    @field_validator("lengths")
+    @classmethod
+    def _check_lengths(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not 1 <= value[0] <= value[1]:
+            raise ValueError(f"need 1 <= LO <= HI, got {value[0]}-{value[1]}")
+        return value
+
+    @field_validator("time_budget", mode="before")
+    @classmethod
+    def _parse_time_budget(cls, value: Any) -> Any:
+        return None if value is None else parse_duration(value)
+
+    @model_validator(mode="after")
+    def _resolve(self) -> TrainConfig:
+        if self.tasks and self.data is not None:
+            raise ValueError("give tasks or a data file, not both")
+        if self.finetune == "auto":
+            self.finetune = "full" if self.model == DEFAULT_MODEL else "lora"
+        if self.lr is None:
+            self.lr = 1e-3 if self.model == DEFAULT_MODEL else 2e-4 if self.finetune == "lora" else 2e-5
+        if self.scheduler == "cosine" and self.time_budget is not None and self.max_steps is None and self.epochs is None:
+            raise ValueError("a cosine schedule under a time budget needs max_steps or epochs too")
+        return self
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.model_dump_json(indent=2) + "\n")
+
+
+def make_config(values: dict[str, Any]) -> TrainConfig:
+    """Validate settings; an invalid one raises a one-line :class:`RetuneError` naming it."""
+    try:
+        return TrainConfig(**values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        raise RetuneError(f"invalid training setting {where}: {message}" if where else f"invalid training settings: {message}") from None
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """The settings in a JSON config file (a dict of :class:`TrainConfig` fields)."""
+    path = Path(path)
+    try:
+        values = json.loads(path.read_text())
+    except OSError:
+        raise RetuneError(f"config file {str(path)!r} cannot be read") from None
+    except json.JSONDecodeError as exc:
+        raise RetuneError(f"config file {str(path)!r} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(values, dict):
+        raise RetuneError(f"config file {str(path)!r} must hold a JSON object of settings")
+    return values
+
+
+def check_resumable(saved: TrainConfig, current: TrainConfig) -> None:
+    """Raise if ``current`` changes a setting that a resumed run must keep."""
+    old, new = saved.model_dump(mode="json"), current.model_dump(mode="json")
+    changed = sorted(key for key in old if key not in RESUMABLE_CHANGES and old[key] != new[key])
+    if changed:
+        raise RetuneError(f"cannot resume with changed settings: {', '.join(changed)} (they differ from {CONFIG_FILE})")

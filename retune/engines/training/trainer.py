@@ -1,0 +1,282 @@
+"""The training loop: ``train(config, records=None) -> run_dir``.
+
+One optimizer step consumes ``grad_accum`` micro-batches on every process; the loss is the mean over all
+supervised tokens of the step (output tokens and EOS). The run dir receives ``train_config.json`` (the
+resolved settings), ``data_summary.json``, ``training_log.jsonl`` (one line per step: loss, lr, tokens/s,
+padding and the record indices of every micro-batch), ``checkpoints/step-N`` every ``save_every`` steps
+and at the end, and the final model (see :mod:`retune.engines.training.modeling`), which is saved whatever
+ends the run: the step limit, the epochs or the time budget.
+
+Multi-GPU training runs the same code under accelerate (data-parallel; each process takes its own
+micro-batches of every step, in a batch order that is the same on all of them)::
+
+    accelerate launch --multi_gpu --num_processes 4 -m retune.cli train --task parity --method retuning \\
+        --lengths 1-10 --model PATH --out runs/parity-4gpu
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
+
+from retune.core.data import build_records, read_jsonl
+from retune.core.errors import RetuneError
+from retune.engines.training import checkpoint
+from retune.engines.training.config import CONFIG_FILE, TrainConfig, check_resumable, load_config_file, make_config
+from retune.engines.training.data import Example, collate, encode_records, epoch_batches, summarize
+from retune.engines.training.modeling import load_model, mixed_precision, prepare_finetuning, save_final
+
+LOG_FILE = "training_log.jsonl"
+SUMMARY_FILE = "data_summary.json"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How the examples map onto optimizer steps."""
+
+    examples: list[Example]
+    batch_size: int
+    bucket_batches: int
+    seed: int
+    grad_accum: int
+    processes: int
+    steps_per_epoch: int
+    total_steps: int | None  # None: only the time budget ends the run
+
+    def step_batches(self, step: int, epoch_cache: dict[int, list[list[int]]]) -> list[list[Example]]:
+        """All micro-batches of optimizer step ``step`` (0-based), for all processes, in order."""
+        epoch, offset = divmod(step, self.steps_per_epoch)
+        if epoch not in epoch_cache:
+            epoch_cache.clear()
+            lengths = [len(e.input_ids) for e in self.examples]
+            epoch_cache[epoch] = epoch_batches(lengths, self.batch_size, self.bucket_batches, self.seed, epoch)
+        group = self.grad_accum * self.processes
+        return [[self.examples[i] for i in batch] for batch in epoch_cache[epoch][offset * group : (offset + 1) * group]]
+
+
+def make_plan(examples: list[Example], config: TrainConfig, processes: int) -> Plan:
+    lengths = [len(e.input_ids) for e in examples]
+    n_batches = len(epoch_batches(lengths, config.batch_size, config.bucket_batches, config.seed, 0))
+    steps_per_epoch = n_batches // (config.grad_accum * processes)
+    if steps_per_epoch == 0:
+        raise RetuneError(
+            f"{len(examples)} examples make {n_batches} batches, fewer than one step needs "
+            f"({config.grad_accum} micro-batches x {processes} processes)"
+        )
+    epochs = config.epochs or (1 if config.max_steps is None and config.time_budget is None else None)
+    limits = [n for n in (config.max_steps, epochs and epochs * steps_per_epoch) if n]
+    return Plan(examples, config.batch_size, config.bucket_batches, config.seed, config.grad_accum, processes,
+                steps_per_epoch, min(limits) if limits else None)
+
+
+def make_scheduler(optimizer, config: TrainConfig, total_steps: int | None):
+    if config.scheduler == "cosine":
+        return get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, total_steps)
+    return get_constant_schedule_with_warmup(optimizer, config.warmup_steps)
+
+
+def load_records(config: TrainConfig) -> list[dict]:
+    if config.data is not None:
+        return read_jsonl(config.data)
+    if not config.tasks:
+        raise RetuneError("no training data: give tasks (--task) or a data file (--data)")
+    return build_records(config.tasks, config.method, config.lengths, config.per_length, config.seed)
+
+
+def check_run_dir(config: TrainConfig) -> dict | None:
+    """Check the run dir against ``config``; returns the state of the checkpoint to resume from, if any.
+
+    A run dir that already holds a run needs ``resume`` (with unchanged settings); ``resume`` on a run
+    with no checkpoint yet (or no run at all) starts from scratch.
+    """
+    run_dir = Path(config.out)
+    saved = run_dir / CONFIG_FILE
+    if saved.is_file():
+        if not config.resume:
+            raise RetuneError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
+        check_resumable(make_config(load_config_file(saved)), config)
+    elif run_dir.is_dir() and any(run_dir.iterdir()):
+        raise RetuneError(f"{run_dir} is not empty and holds no retune run")
+    latest = checkpoint.latest_checkpoint(run_dir) if config.resume else None
+    if latest is None:
+        return None
+    return {**json.loads((latest / checkpoint.STATE_FILE).read_text()), "path": str(latest)}
+
+
+def start_run_dir(config: TrainConfig, summary: dict, resume_step: int) -> None:
+    """Write the settings and the data summary, and drop log lines of steps a resumed run redoes."""
+    run_dir = Path(config.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.save(run_dir / CONFIG_FILE)
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    log = run_dir / LOG_FILE
+    lines = log.read_text().splitlines(keepends=True) if log.is_file() and resume_step else []
+    log.write_text("".join(line for line in lines if json.loads(line)["step"] <= resume_step))
+
+
+def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
+    """Train as ``config`` says, on ``records`` if given (else on ``config.data`` or built records)."""
+    accelerator = Accelerator(mixed_precision=mixed_precision(config.precision))
+    is_main = accelerator.is_main_process
+    run_dir = Path(config.out)
+    resume = check_run_dir(config)
+    records = records if records is not None else load_records(config)
+
+    set_seed(config.seed)
+    model, tokenizer = load_model(config, accelerator.mixed_precision)
+    examples, dropped = encode_records(records, tokenizer, config.max_length)
+    summary = summarize(records, examples, dropped)
+    plan = make_plan(examples, config, accelerator.num_processes)
+    if resume is not None and (resume["fingerprint"], resume["steps_per_epoch"]) != (summary["fingerprint"], plan.steps_per_epoch):
+        raise RetuneError(f"the training data differ from those of checkpoint {resume['path']}")
+    if is_main:
+        start_run_dir(config, summary, resume["step"] if resume else 0)
+    model = prepare_finetuning(model, config)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
+    )
+    scheduler = make_scheduler(optimizer, config, plan.total_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    step, elapsed = 0, 0.0
+    if resume is not None:
+        checkpoint.load(Path(resume["path"]), accelerator.unwrap_model(model), optimizer, scheduler,
+                        accelerator.process_index)
+        step, elapsed = resume["step"], resume["elapsed_s"]
+    if is_main and config.progress:
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        print(
+            f"retune train: {len(examples)} examples ({len(dropped)} too long), {trainable:,} trainable "
+            f"parameters, {plan.steps_per_epoch} steps per epoch, {accelerator.num_processes} process(es)"
+            + (f", resuming at step {step}" if step else ""),
+            file=sys.stderr,
+        )
+
+    def save_checkpoint() -> None:
+        state = {"step": step, "epoch": step // plan.steps_per_epoch, "step_in_epoch": step % plan.steps_per_epoch,
+                 "steps_per_epoch": plan.steps_per_epoch, "elapsed_s": elapsed, "fingerprint": summary["fingerprint"]}
+        if is_main:
+            checkpoint.begin(run_dir, step)
+        accelerator.wait_for_everyone()
+        checkpoint.write_rng(checkpoint.tmp_dir(run_dir, step), accelerator.process_index)
+        accelerator.wait_for_everyone()
+        if is_main:
+            checkpoint.commit(run_dir, step, accelerator.unwrap_model(model), optimizer, scheduler, state,
+                              config.keep_checkpoints)
+        accelerator.wait_for_everyone()
+
+    progress = _Progress(plan.total_steps, config.time_budget, step, elapsed, enabled=is_main and config.progress)
+    log = open(run_dir / LOG_FILE, "a") if is_main else None
+    epoch_cache: dict[int, list[list[int]]] = {}
+    last_saved = step if resume is not None else None
+    started = time.perf_counter() - elapsed
+    model.train()
+    try:
+        while not _finished(step, elapsed, plan, config, accelerator):
+            step_start = time.perf_counter()
+            group = plan.step_batches(step, epoch_cache)
+            lr = scheduler.get_last_lr()[0]
+            loss = _optimizer_step(model, optimizer, scheduler, accelerator, group, plan, tokenizer.pad_token_id,
+                                   config.max_grad_norm)
+            step += 1
+            now = time.perf_counter()
+            elapsed = now - started
+            entry = _log_entry(step, plan, group, loss, lr, now - step_start, elapsed)
+            if log is not None:
+                log.write(json.dumps(entry) + "\n")
+                log.flush()
+            progress.update(step, elapsed, loss, entry["tokens_per_s"])
+            if step % config.save_every == 0:
+                save_checkpoint()
+                last_saved = step
+    finally:
+        progress.close()
+        if log is not None:
+            log.close()
+    if last_saved != step:
+        save_checkpoint()
+    if is_main:
+        save_final(accelerator.unwrap_model(model), tokenizer, config, run_dir)
+    accelerator.wait_for_everyone()
+    return run_dir
+
+
+def _optimizer_step(model, optimizer, scheduler, accelerator: Accelerator, group: list[list[Example]], plan: Plan,
+                    pad_token_id: int, max_grad_norm: float | None) -> float:
+    """One optimizer step over this process's micro-batches of ``group``; returns the step's mean loss."""
+    rank = accelerator.process_index
+    mine = group[rank * plan.grad_accum : (rank + 1) * plan.grad_accum]
+    # Every process divides by the step's global supervised-token count: after data-parallel averaging
+    # the gradient is that of the mean loss over all supervised tokens of the step.
+    per_process = sum(e.n_supervised for batch in group for e in batch) / plan.processes
+    step_loss = torch.zeros((), device=accelerator.device)
+    for k, batch in enumerate(mine):
+        inputs = {name: t.to(accelerator.device) for name, t in collate(batch, pad_token_id).items()}
+        with accelerator.no_sync(model) if k < len(mine) - 1 else nullcontext():
+            loss = model(**inputs, num_items_in_batch=per_process).loss
+            accelerator.backward(loss)
+        step_loss += loss.detach()
+    if max_grad_norm is not None:
+        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return accelerator.reduce(step_loss, "mean").item()
+
+
+def _log_entry(step: int, plan: Plan, group: list[list[Example]], loss: float, lr: float, step_s: float,
+               elapsed: float) -> dict:
+    """The ``training_log.jsonl`` line of a step (token counts over all processes; padding of right-padding)."""
+    tokens = sum(len(e.input_ids) for batch in group for e in batch)
+    padded = sum(len(batch) * max(len(e.input_ids) for e in batch) for batch in group)
+    return {
+        "step": step,
+        "epoch": (step - 1) // plan.steps_per_epoch,
+        "loss": round(loss, 6),
+        "lr": lr,
+        "tokens": tokens,
+        "supervised_tokens": sum(e.n_supervised for batch in group for e in batch),
+        "padding_tokens": padded - tokens,
+        "step_s": round(step_s, 4),
+        "tokens_per_s": round(tokens / step_s, 1),
+        "elapsed_s": round(elapsed, 3),
+        "batches": [[e.index for e in batch] for batch in group],
+    }
+
+
+def _finished(step: int, elapsed: float, plan: Plan, config: TrainConfig, accelerator: Accelerator) -> bool:
+    if plan.total_steps is not None and step >= plan.total_steps:
+        return True
+    if config.time_budget is None:
+        return False
+    # The main process's clock decides, so that all processes stop after the same step.
+    over = torch.tensor(float(elapsed >= config.time_budget and accelerator.is_main_process), device=accelerator.device)
+    return accelerator.reduce(over, "sum").item() > 0
+
+
+class _Progress:
+    """A tqdm bar over steps (or over the time budget when no step limit is known) with loss and tokens/s."""
+
+    def __init__(self, total_steps: int | None, budget: float | None, step: int, elapsed: float, enabled: bool):
+        self.by_time = total_steps is None
+        total, initial = (round(budget), round(elapsed)) if self.by_time else (total_steps, step)
+        self.bar = tqdm(total=total, initial=initial, unit="s" if self.by_time else "step", desc="train",
+                        disable=not enabled, dynamic_ncols=True)
+
+    def update(self, step: int, elapsed: float, loss: float, tokens_per_s: float) -> None:
+        self.bar.n = min(round(elapsed), self.bar.total) if self.by_time else step
+        self.bar.set_postfix(step=step, loss=f"{loss:.4f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()

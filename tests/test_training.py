@@ -1,0 +1,308 @@
+"""The training engine: masking, batching, the loop, saving, LoRA, resuming after SIGKILL, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import click
+import pytest
+import torch
+from click.testing import CliRunner
+from peft import PeftModel
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from retune.core.errors import RetuneError
+from retune.engines.training import TrainConfig, train
+from retune.engines.training.checkpoint import latest_checkpoint
+from retune.engines.training.command import train_command
+from retune.engines.training.data import IGNORE_INDEX, collate, encode_records, epoch_batches
+from retune.models import build_default_model, build_tokenizer
+
+TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
+
+
+def parity_records(max_length: int = 6) -> list[dict]:
+    """Hand-made Re-Tuning parity records (calls, combines and base cases) for lists up to ``max_length``."""
+    records = []
+    for length in range(1, max_length + 1):
+        for code in range(min(2**length, 12)):
+            bits = [(code >> i) & 1 for i in range(length)]
+            problem = f"What is the parity of {bits}?"
+            answer = str(sum(bits) % 2)
+            if length == 1:
+                records.append({"input": f"{problem}\nSolution: ", "output": answer, "length": 1, "task": "parity"})
+                continue
+            call = f"What is the parity of {bits[1:]}?"
+            records.append({"input": f"{problem}\nSolution: ", "output": f"Call: {call}\n", "length": length,
+                            "task": "parity"})
+            records.append({"input": f"{problem}\nSolution: Call: {call}\nReturn: {sum(bits[1:]) % 2}\nAnswer: ",
+                            "output": answer, "length": length, "task": "parity"})
+    return records
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny randomly initialised default-architecture model saved as a plain transformers directory."""
+    path = tmp_path_factory.mktemp("tiny-model")
+    torch.manual_seed(0)
+    model, tokenizer = build_default_model(**TINY)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def tiny_config(tmp_path: Path, model_dir: Path, **overrides) -> TrainConfig:
+    settings = {"out": tmp_path / "run", "model": str(model_dir), "finetune": "full", "batch_size": 8,
+                "lr": 1e-2, "max_steps": 4, "progress": False}
+    return TrainConfig(**{**settings, **overrides})
+
+
+def read_log(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "training_log.jsonl").read_text().splitlines()]
+
+
+# ---- data -----------------------------------------------------------------------------------------------
+
+
+def test_prompt_is_masked_and_output_plus_eos_supervised():
+    tokenizer = build_tokenizer()
+    records = [{"input": "What is the parity of [1, 0]?\nSolution: ", "output": "Call: What is the parity of [0]?\n"},
+               {"input": "What is the parity of [1]?\nSolution: ", "output": "1"}]
+    examples, dropped = encode_records(records, tokenizer, max_length=2048)
+    assert dropped == []
+    batch = collate(examples, tokenizer.pad_token_id)
+    for row, record in enumerate(records):
+        n_prompt, n_output = len(record["input"]), len(record["output"]) + 1
+        labels, ids = batch["labels"][row].tolist(), batch["input_ids"][row].tolist()
+        assert labels[:n_prompt] == [IGNORE_INDEX] * n_prompt
+        assert labels[n_prompt : n_prompt + n_output] == ids[n_prompt : n_prompt + n_output]
+        assert tokenizer.decode(ids[n_prompt : n_prompt + n_output - 1]) == record["output"]
+        assert ids[n_prompt + n_output - 1] == tokenizer.eos_token_id
+        assert set(labels[n_prompt + n_output :]) <= {IGNORE_INDEX}  # right padding is never supervised
+        assert batch["attention_mask"][row].sum().item() == n_prompt + n_output
+    assert batch["attention_mask"][1, -1].item() == 0
+
+
+def test_too_long_records_are_dropped():
+    tokenizer = build_tokenizer()
+    records = [{"input": "ab", "output": "c"}, {"input": "a" * 20, "output": "b"}]
+    examples, dropped = encode_records(records, tokenizer, max_length=10)
+    assert [e.index for e in examples] == [0] and dropped == [1]
+
+
+def test_batch_order_is_seeded_complete_and_length_grouped():
+    tokenizer = build_tokenizer()
+    examples, _ = encode_records(parity_records(8), tokenizer, 2048)
+    lengths = [len(e.input_ids) for e in examples]
+    first = epoch_batches(lengths, 8, 4, seed=3, epoch=0)
+    assert first == epoch_batches(lengths, 8, 4, seed=3, epoch=0)
+    assert first != epoch_batches(lengths, 8, 4, seed=3, epoch=1)
+    assert sorted(i for batch in first for i in batch) == list(range(len(examples)))
+    padded = sum(len(batch) * max(lengths[i] for i in batch) for batch in first)
+    assert 1 - sum(lengths) / padded < 0.10
+
+
+# ---- the loop -------------------------------------------------------------------------------------------
+
+
+def test_training_lowers_the_loss_and_writes_the_run_dir(tmp_path, tiny_model_dir):
+    records = parity_records(2)[:8]  # one fixed batch
+    run_dir = train(tiny_config(tmp_path, tiny_model_dir, max_steps=25, save_every=10), records)
+    log = read_log(run_dir)
+    assert [entry["step"] for entry in log] == list(range(1, 26))
+    assert all(sorted(entry["batches"][0]) == list(range(8)) for entry in log)
+    assert log[-1]["loss"] < 0.5 * log[0]["loss"]
+    assert {"loss", "lr", "tokens_per_s", "padding_tokens", "supervised_tokens"} <= set(log[0])
+
+    saved = json.loads((run_dir / "train_config.json").read_text())
+    assert saved["max_steps"] == 25 and saved["finetune"] == "full"
+    summary = json.loads((run_dir / "data_summary.json").read_text())
+    assert summary["records"] == 8 and summary["by_task"] == {"parity": 8}
+    assert summary["max_chars"] == max(len(r["input"]) + len(r["output"]) for r in records)
+    assert [p.name for p in sorted((run_dir / "checkpoints").iterdir())] == ["step-20", "step-25"]
+
+
+def test_saved_model_loads_with_plain_transformers_and_matches_the_checkpoint(tmp_path, tiny_model_dir):
+    run_dir = train(tiny_config(tmp_path, tiny_model_dir, max_steps=3), parity_records(3))
+    model = AutoModelForCausalLM.from_pretrained(run_dir)
+    tokenizer = AutoTokenizer.from_pretrained(run_dir)
+    from_checkpoint = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    from_checkpoint.load_state_dict(torch.load(latest_checkpoint(run_dir) / "weights.pt"))
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    ids = tokenizer("What is the parity of [1, 1]?\nSolution: ", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        logits = model(ids).logits
+        assert torch.equal(logits, from_checkpoint(ids).logits)
+        assert not torch.allclose(logits, base(ids).logits)
+
+
+def test_time_budget_ends_the_run_and_the_model_is_saved(tmp_path, tiny_model_dir):
+    run_dir = train(tiny_config(tmp_path, tiny_model_dir, max_steps=None, time_budget=1.0), parity_records(6))
+    log = read_log(run_dir)
+    assert log and log[-1]["elapsed_s"] >= 1.0
+    assert (run_dir / "model.safetensors").is_file()
+    assert latest_checkpoint(run_dir).name == f"step-{log[-1]['step']}"
+
+
+def test_lora_trains_only_the_adapter_and_reloads(tmp_path):
+    base_dir = tmp_path / "base"
+    torch.manual_seed(0)
+    tokenizer = build_tokenizer()
+    base = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id, **TINY))
+    base.save_pretrained(base_dir)
+    tokenizer.save_pretrained(base_dir)
+
+    config = tiny_config(tmp_path, base_dir, finetune="auto", lora_r=4, lora_alpha=8, lr=5e-2, max_steps=3)
+    assert config.finetune == "lora"
+    run_dir = train(config, parity_records(3))
+    trained = torch.load(latest_checkpoint(run_dir) / "weights.pt")
+    assert trained and all("lora_" in name for name in trained)
+    assert {"q_proj", "k_proj", "v_proj", "o_proj"} == {n.split(".")[-4] for n in trained}
+
+    adapter = load_file(run_dir / "adapter" / "adapter_model.safetensors")
+    assert adapter and all("lora_" in name for name in adapter)
+    merged = AutoModelForCausalLM.from_pretrained(run_dir)
+    base = AutoModelForCausalLM.from_pretrained(base_dir)
+    with_adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), run_dir / "adapter")
+    merged_weights, base_weights = merged.state_dict(), base.state_dict()
+    assert torch.equal(merged_weights["model.layers.0.mlp.up_proj.weight"], base_weights["model.layers.0.mlp.up_proj.weight"])
+    assert not torch.equal(merged_weights["model.layers.0.self_attn.v_proj.weight"],
+                           base_weights["model.layers.0.self_attn.v_proj.weight"])
+    ids = torch.tensor([tokenizer("What is the parity of [1]?\nSolution: ")["input_ids"]])
+    with torch.no_grad():
+        assert torch.allclose(merged(ids).logits, with_adapter(ids).logits, atol=1e-5)
+
+
+def test_unmerged_lora_run_dir_loads_as_base_plus_adapter(tmp_path, tiny_model_dir):
+    run_dir = train(tiny_config(tmp_path, tiny_model_dir, finetune="lora", lora_r=2, merge_lora=False, max_steps=2),
+                    parity_records(2))
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in run_dir.iterdir()}
+    assert not (run_dir / "model.safetensors").exists()
+    model = AutoModelForCausalLM.from_pretrained(run_dir)
+    assert any("lora_" in name for name, _ in model.named_parameters())
+
+
+# ---- resuming -------------------------------------------------------------------------------------------
+
+KILLABLE_RUN = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    from retune.engines.training import TrainConfig, train, trainer
+
+    config, records, pause_at = TrainConfig(**json.loads(sys.argv[1])), json.loads(sys.argv[2]), int(sys.argv[3])
+    update = trainer._Progress.update
+
+    def pausing_update(self, step, *args):
+        update(self, step, *args)
+        if step == pause_at:  # signal the parent, then wait to be killed
+            (config.out / "paused").write_text(str(step))
+            time.sleep(120)
+
+    trainer._Progress.update = pausing_update
+    train(config, records)
+    """
+)
+
+
+def test_a_run_killed_mid_way_resumes_to_the_same_steps_and_data_order(tmp_path, tiny_model_dir):
+    records = parity_records(5)
+    settings = {"batch_size": 4, "save_every": 3, "max_steps": 8, "lr": 1e-2}
+    reference = train(tiny_config(tmp_path / "ref", tiny_model_dir, **settings), records)
+
+    config = tiny_config(tmp_path / "killed", tiny_model_dir, **settings)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLABLE_RUN, config.model_dump_json(), json.dumps(records), "5"],
+        cwd=Path(__file__).parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while not (config.out / "paused").exists():
+        assert child.poll() is None, child.stderr.read().decode()
+        assert time.monotonic() < deadline, "the training subprocess never reached step 5"
+        time.sleep(0.1)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    child.stderr.close()
+    assert latest_checkpoint(config.out).name == "step-3"
+    assert len(read_log(config.out)) == 5  # steps 4 and 5 were lost with the process
+    (config.out / "checkpoints" / ".tmp-step-6").mkdir()  # a checkpoint cut short by the kill
+
+    with pytest.raises(RetuneError, match="--resume"):
+        train(config, records)
+    resumed = train(config.model_copy(update={"resume": True}), records)
+
+    expected, got = read_log(reference), read_log(resumed)
+    assert [e["step"] for e in got] == list(range(1, 9))
+    assert [e["batches"] for e in got] == [e["batches"] for e in expected]
+    assert [e["loss"] for e in got] == pytest.approx([e["loss"] for e in expected], rel=1e-4)
+    assert not (resumed / "checkpoints" / ".tmp-step-6").exists()
+    final, uninterrupted = load_file(resumed / "model.safetensors"), load_file(reference / "model.safetensors")
+    assert all(torch.allclose(final[name], uninterrupted[name], atol=1e-5) for name in final)
+
+
+def test_resume_refuses_changed_settings(tmp_path, tiny_model_dir):
+    config = tiny_config(tmp_path, tiny_model_dir, max_steps=1)
+    train(config, parity_records(2))
+    with pytest.raises(RetuneError, match="changed settings: lr"):
+        train(config.model_copy(update={"resume": True, "lr": 0.5}), parity_records(2))
+
+
+# ---- the command ----------------------------------------------------------------------------------------
+
+
+def run_cli(args: list[str]) -> tuple[int, str]:
+    """Run ``retune train`` as the CLI's main() does: a RetuneError becomes one line and exit status 2."""
+    result = CliRunner().invoke(train_command, args, standalone_mode=False)
+    if isinstance(result.exception, RetuneError):
+        return 2, f"error: {result.exception}"
+    if isinstance(result.exception, click.ClickException):
+        return 2, f"error: {result.exception.format_message()}"
+    assert result.exception is None, result.exception
+    return 0, result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--task", "parity", "--lengths", "5-2"], "bad length range '5-2'"),
+        (["--task", "parity", "--lengths", "a-b"], "bad length range 'a-b'"),
+        (["--task", "parity", "--model", "no/such/dir"], "model directory 'no/such/dir' does not exist"),
+        (["--data", "EMPTY"], "holds no records"),
+        (["--task", "parity", "--time-budget", "soon"], "bad duration 'soon'"),
+        (["--task", "parity", "--batch-size", "0"], "batch_size"),
+        ([], "no training data"),
+    ],
+)
+def test_bad_input_gives_one_line_and_status_2(tmp_path, args, message):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    args = [str(empty) if a == "EMPTY" else a for a in args]
+    status, output = run_cli([*args, "--out", str(tmp_path / "run"), "--no-progress"])
+    assert status == 2
+    assert message in output and "\n" not in output
+    assert not (tmp_path / "run").exists()  # a run that never started leaves no run dir behind
+
+
+def test_cli_flags_override_the_config_file(tmp_path, tiny_model_dir):
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in parity_records(2)))
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps({"model": str(tiny_model_dir), "data": str(data), "max_steps": 50, "lr": 0.01}))
+    out = tmp_path / "run"
+    status, _ = run_cli(["--config", str(config_file), "--max-steps", "2", "--full", "--out", str(out), "--no-progress"])
+    assert status == 0
+    saved = json.loads((out / "train_config.json").read_text())
+    assert (saved["max_steps"], saved["lr"], saved["finetune"], saved["progress"]) == (2, 0.01, "full", False)
+    assert len(read_log(out)) == 2
+
+    status, output = run_cli(["--out", str(out), "--resume", "--max-steps", "3", "--no-progress"])
+    assert status == 0, output
+    assert [e["step"] for e in read_log(out)] == [1, 2, 3]
