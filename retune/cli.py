@@ -143,6 +143,44 @@ def solve_command(task_name: str, problem: str, oracle: bool, as_json: bool) -> 
         click.echo(solution.final)
 
 
+# ---- plugins and scaffolding ----
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins_command(as_json: bool) -> None:
+    """List the loaded plugins: distribution, version, tasks and hooks; broken ones with their error."""
+    from retune.plugins.scaffold import plugin_rows, plugins_filter_note
+
+    rows = plugin_rows(_registry())
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        cells = [(r["name"], r["distribution"] or "-", r["version"] or "-", ",".join(r["tasks"]) or "-",
+                  ",".join(r["hooks"]) or "-", f"BROKEN: {r['error']}" if r["error"] else "ok") for r in rows]
+        header = ("PLUGIN", "DISTRIBUTION", "VERSION", "TASKS", "HOOKS", "STATUS")
+        widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header) - 1)]
+        for row in [header, *cells]:
+            click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    note = plugins_filter_note()
+    if note:
+        click.echo(note, err=True)
+
+
+@cli.command("new-task")
+@click.argument("name")
+@click.option("--dir", "directory", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Where to create the package directory retune-task-NAME/.")
+def new_task_command(name: str, directory: str) -> None:
+    """Scaffold NAME as a separate pip-installable task plugin package, with a working template task."""
+    from retune.plugins.scaffold import new_task, package_dir
+
+    written = new_task(name, directory, _registry())
+    root = package_dir(name, directory)
+    for path in written:
+        click.echo(f"created {path}")
+    click.echo(f"next: pip install -e {root} && retune plugins && (cd {root} && python -m pytest)")
+# ---- plugins and scaffolding ----
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning retune's errors into one stderr line and exit status 2."""
     try:
