@@ -139,6 +139,7 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
     plan = make_plan(examples, config, accelerator.num_processes)
     if resume is not None and (resume["fingerprint"], resume["steps_per_epoch"]) != (summary["fingerprint"], plan.steps_per_epoch):
         raise RetuneError(f"the training data differ from those of checkpoint {resume['path']}")
+    accelerator.wait_for_everyone()  # every process has checked the run dir before the main one writes to it
     if is_main:
         start_run_dir(config, summary, resume["step"] if resume else 0)
     model = prepare_finetuning(model, config)
@@ -223,7 +224,7 @@ def _optimizer_step(model, optimizer, scheduler, accelerator: Accelerator, group
     for k, batch in enumerate(mine):
         inputs = {name: t.to(accelerator.device) for name, t in collate(batch, pad_token_id).items()}
         with accelerator.no_sync(model) if k < len(mine) - 1 else nullcontext():
-            loss = model(**inputs, num_items_in_batch=per_process).loss
+            loss = model(**inputs, num_items_in_batch=per_process, use_cache=False).loss
             accelerator.backward(loss)
         step_loss += loss.detach()
     if max_grad_norm is not None:
@@ -270,13 +271,14 @@ class _Progress:
     def __init__(self, total_steps: int | None, budget: float | None, step: int, elapsed: float, enabled: bool):
         self.by_time = total_steps is None
         total, initial = (round(budget), round(elapsed)) if self.by_time else (total_steps, step)
-        self.bar = tqdm(total=total, initial=initial, unit="s" if self.by_time else "step", desc="train",
-                        disable=not enabled, dynamic_ncols=True)
+        time_format = "{l_bar}{bar}| {n_fmt}/{total_fmt} s [{elapsed}<{remaining}{postfix}]"
+        self.bar = tqdm(total=total, initial=initial, unit="step", desc="train", disable=not enabled,
+                        dynamic_ncols=True, bar_format=time_format if self.by_time else None)
 
     def update(self, step: int, elapsed: float, loss: float, tokens_per_s: float) -> None:
-        self.bar.n = min(round(elapsed), self.bar.total) if self.by_time else step
+        position = min(round(elapsed), self.bar.total) if self.by_time else step
         self.bar.set_postfix(step=step, loss=f"{loss:.4f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
-        self.bar.refresh()
+        self.bar.update(position - self.bar.n)
 
     def close(self) -> None:
         self.bar.close()
