@@ -173,9 +173,9 @@ def test_lora_trains_only_the_adapter_and_reloads(tmp_path):
     base = AutoModelForCausalLM.from_pretrained(base_dir)
     with_adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), run_dir / "adapter")
     merged_weights, base_weights = merged.state_dict(), base.state_dict()
-    assert torch.equal(merged_weights["model.layers.0.mlp.up_proj.weight"], base_weights["model.layers.0.mlp.up_proj.weight"])
-    assert not torch.equal(merged_weights["model.layers.0.self_attn.v_proj.weight"],
-                           base_weights["model.layers.0.self_attn.v_proj.weight"])
+    untouched, adapted = "model.layers.0.mlp.up_proj.weight", "model.layers.0.self_attn.v_proj.weight"
+    assert torch.equal(merged_weights[untouched], base_weights[untouched])
+    assert not torch.equal(merged_weights[adapted], base_weights[adapted])
     ids = torch.tensor([tokenizer("What is the parity of [1]?\nSolution: ")["input_ids"]])
     with torch.no_grad():
         assert torch.allclose(merged(ids).logits, with_adapter(ids).logits, atol=1e-5)
@@ -297,7 +297,8 @@ def test_cli_flags_override_the_config_file(tmp_path, tiny_model_dir):
     config_file = tmp_path / "config.json"
     config_file.write_text(json.dumps({"model": str(tiny_model_dir), "data": str(data), "max_steps": 50, "lr": 0.01}))
     out = tmp_path / "run"
-    status, _ = run_cli(["--config", str(config_file), "--max-steps", "2", "--full", "--out", str(out), "--no-progress"])
+    status, _ = run_cli(["--config", str(config_file), "--max-steps", "2", "--full", "--out", str(out),
+                         "--no-progress"])
     assert status == 0
     saved = json.loads((out / "train_config.json").read_text())
     assert (saved["max_steps"], saved["lr"], saved["finetune"], saved["progress"]) == (2, 0.01, "full", False)

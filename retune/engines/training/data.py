@@ -90,7 +90,9 @@ def _length_key(item: tuple) -> tuple:
     return (0, length, "") if isinstance(length, int) else (1, 0, str(length))
 
 
-def epoch_batches(lengths: Sequence[int], batch_size: int, bucket_batches: int, seed: int, epoch: int) -> list[list[int]]:
+def epoch_batches(
+    lengths: Sequence[int], batch_size: int, bucket_batches: int, seed: int, epoch: int
+) -> list[list[int]]:
     """Batches (lists of positions into ``lengths``) of one epoch, in training order."""
     rng = random.Random(f"retune-batches/{seed}/{epoch}")
     order = list(range(len(lengths)))

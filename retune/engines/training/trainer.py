@@ -20,7 +20,6 @@ import json
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -40,43 +39,37 @@ LOG_FILE = "training_log.jsonl"
 SUMMARY_FILE = "data_summary.json"
 
 
-@dataclass(frozen=True)
 class Plan:
-    """How the examples map onto optimizer steps."""
+    """How the examples map onto optimizer steps: ``grad_accum`` micro-batches per process and step."""
 
-    examples: list[Example]
-    batch_size: int
-    bucket_batches: int
-    seed: int
-    grad_accum: int
-    processes: int
-    steps_per_epoch: int
-    total_steps: int | None  # None: only the time budget ends the run
+    def __init__(self, examples: list[Example], config: TrainConfig, processes: int):
+        self.examples = examples
+        self.config = config
+        self.processes = processes
+        self.lengths = [len(e.input_ids) for e in examples]
+        self._epoch: tuple[int, list[list[int]]] | None = None
+        n_batches = len(self._epoch_batches(0))
+        self.steps_per_epoch = n_batches // (config.grad_accum * processes)
+        if self.steps_per_epoch == 0:
+            raise RetuneError(
+                f"{len(examples)} examples make {n_batches} batches, fewer than one step needs "
+                f"({config.grad_accum} micro-batches x {processes} processes)"
+            )
+        epochs = config.epochs or (1 if config.max_steps is None and config.time_budget is None else None)
+        limits = [n for n in (config.max_steps, epochs and epochs * self.steps_per_epoch) if n]
+        self.total_steps: int | None = min(limits) if limits else None  # None: only the time budget ends the run
 
-    def step_batches(self, step: int, epoch_cache: dict[int, list[list[int]]]) -> list[list[Example]]:
+    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+        c = self.config
+        return epoch_batches(self.lengths, c.batch_size, c.bucket_batches, c.seed, epoch)
+
+    def step_batches(self, step: int) -> list[list[Example]]:
         """All micro-batches of optimizer step ``step`` (0-based), for all processes, in order."""
         epoch, offset = divmod(step, self.steps_per_epoch)
-        if epoch not in epoch_cache:
-            epoch_cache.clear()
-            lengths = [len(e.input_ids) for e in self.examples]
-            epoch_cache[epoch] = epoch_batches(lengths, self.batch_size, self.bucket_batches, self.seed, epoch)
-        group = self.grad_accum * self.processes
-        return [[self.examples[i] for i in batch] for batch in epoch_cache[epoch][offset * group : (offset + 1) * group]]
-
-
-def make_plan(examples: list[Example], config: TrainConfig, processes: int) -> Plan:
-    lengths = [len(e.input_ids) for e in examples]
-    n_batches = len(epoch_batches(lengths, config.batch_size, config.bucket_batches, config.seed, 0))
-    steps_per_epoch = n_batches // (config.grad_accum * processes)
-    if steps_per_epoch == 0:
-        raise RetuneError(
-            f"{len(examples)} examples make {n_batches} batches, fewer than one step needs "
-            f"({config.grad_accum} micro-batches x {processes} processes)"
-        )
-    epochs = config.epochs or (1 if config.max_steps is None and config.time_budget is None else None)
-    limits = [n for n in (config.max_steps, epochs and epochs * steps_per_epoch) if n]
-    return Plan(examples, config.batch_size, config.bucket_batches, config.seed, config.grad_accum, processes,
-                steps_per_epoch, min(limits) if limits else None)
+        if self._epoch is None or self._epoch[0] != epoch:
+            self._epoch = (epoch, self._epoch_batches(epoch))
+        group = self.config.grad_accum * self.processes
+        return [[self.examples[i] for i in batch] for batch in self._epoch[1][offset * group : (offset + 1) * group]]
 
 
 def make_scheduler(optimizer, config: TrainConfig, total_steps: int | None):
@@ -136,8 +129,10 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
     model, tokenizer = load_model(config, accelerator.mixed_precision)
     examples, dropped = encode_records(records, tokenizer, config.max_length)
     summary = summarize(records, examples, dropped)
-    plan = make_plan(examples, config, accelerator.num_processes)
-    if resume is not None and (resume["fingerprint"], resume["steps_per_epoch"]) != (summary["fingerprint"], plan.steps_per_epoch):
+    plan = Plan(examples, config, accelerator.num_processes)
+    same_data = resume is None or (resume["fingerprint"], resume["steps_per_epoch"]) == (
+        summary["fingerprint"], plan.steps_per_epoch)
+    if not same_data:
         raise RetuneError(f"the training data differ from those of checkpoint {resume['path']}")
     accelerator.wait_for_everyone()  # every process has checked the run dir before the main one writes to it
     if is_main:
@@ -178,14 +173,13 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
 
     progress = _Progress(plan.total_steps, config.time_budget, step, elapsed, enabled=is_main and config.progress)
     log = open(run_dir / LOG_FILE, "a") if is_main else None
-    epoch_cache: dict[int, list[list[int]]] = {}
     last_saved = step if resume is not None else None
     started = time.perf_counter() - elapsed
     model.train()
     try:
         while not _finished(step, elapsed, plan, config, accelerator):
             step_start = time.perf_counter()
-            group = plan.step_batches(step, epoch_cache)
+            group = plan.step_batches(step)
             lr = scheduler.get_last_lr()[0]
             loss = _optimizer_step(model, optimizer, scheduler, accelerator, group, plan, tokenizer.pad_token_id,
                                    config.max_grad_norm)
@@ -216,7 +210,8 @@ def _optimizer_step(model, optimizer, scheduler, accelerator: Accelerator, group
                     pad_token_id: int, max_grad_norm: float | None) -> float:
     """One optimizer step over this process's micro-batches of ``group``; returns the step's mean loss."""
     rank = accelerator.process_index
-    mine = group[rank * plan.grad_accum : (rank + 1) * plan.grad_accum]
+    accum = plan.config.grad_accum
+    mine = group[rank * accum : (rank + 1) * accum]
     # Every process divides by the step's global supervised-token count: after data-parallel averaging
     # the gradient is that of the mean loss over all supervised tokens of the step.
     per_process = sum(e.n_supervised for batch in group for e in batch) / plan.processes
