@@ -48,6 +48,15 @@ def parity_records(max_length: int = 6) -> list[dict]:
     return records
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models train fastest on one thread, and stay fast on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny randomly initialised default-architecture model saved as a plain transformers directory."""
@@ -221,7 +230,8 @@ def test_a_run_killed_mid_way_resumes_to_the_same_steps_and_data_order(tmp_path,
     config = tiny_config(tmp_path / "killed", tiny_model_dir, **settings)
     child = subprocess.Popen(
         [sys.executable, "-c", KILLABLE_RUN, config.model_dump_json(), json.dumps(records), "5"],
-        cwd=Path(__file__).parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=Path(__file__).parents[1], env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 60
     while not (config.out / "paused").exists():
@@ -253,6 +263,31 @@ def test_resume_refuses_changed_settings(tmp_path, tiny_model_dir):
     train(config, parity_records(2))
     with pytest.raises(RetuneError, match="changed settings: lr"):
         train(config.model_copy(update={"resume": True, "lr": 0.5}), parity_records(2))
+
+
+def test_two_processes_train_like_one_with_the_same_effective_batch(tmp_path, tiny_model_dir):
+    """Data-parallel training under accelerate (2 CPU processes, gloo) equals 1 process accumulating 2x."""
+    records = parity_records(5)
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    script = tmp_path / "run.py"
+    script.write_text("import sys\nfrom retune.engines.training.command import train_command\ntrain_command(sys.argv[1:])\n")
+    out = tmp_path / "two"
+    args = ["--data", str(data), "--model", str(tiny_model_dir), "--full", "--lr", "0.01", "--batch-size", "4",
+            "--grad-accum", "2", "--max-steps", "4", "--save-every", "2", "--no-progress", "--out", str(out)]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    done = subprocess.run([*launch, *args], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    one = train(tiny_config(tmp_path / "one", tiny_model_dir, data=data, batch_size=4, grad_accum=4, max_steps=4))
+
+    two_log, one_log = read_log(out), read_log(one)
+    assert [e["batches"] for e in two_log] == [e["batches"] for e in one_log]
+    assert len(two_log[0]["batches"]) == 4
+    assert [e["loss"] for e in two_log] == pytest.approx([e["loss"] for e in one_log], rel=1e-5)
+    assert {p.name for p in latest_checkpoint(out).iterdir()} >= {"rng-0.pt", "rng-1.pt"}
+    two_weights, one_weights = load_file(out / "model.safetensors"), load_file(one / "model.safetensors")
+    assert all(torch.allclose(two_weights[name], one_weights[name], atol=1e-6) for name in one_weights)
 
 
 # ---- the command ----------------------------------------------------------------------------------------

@@ -76,5 +76,4 @@ def train_command(ctx: click.Context, config_file: str | None, **options) -> Non
         values = load_config_file(config_file)
     elif given.get("resume") and given.get("out") and (Path(given["out"]) / CONFIG_FILE).is_file():
         values = load_config_file(Path(given["out"]) / CONFIG_FILE)
-    run_dir = train(make_config({**values, **given}))
-    click.echo(f"trained model saved in {run_dir}", err=True)
+    train(make_config({**values, **given}))

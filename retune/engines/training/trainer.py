@@ -202,6 +202,8 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
         save_checkpoint()
     if is_main:
         save_final(accelerator.unwrap_model(model), tokenizer, config, run_dir)
+        if config.progress:
+            print(f"retune train: model saved in {run_dir} after {step} steps", file=sys.stderr)
     accelerator.wait_for_everyone()
     return run_dir
 
