@@ -263,6 +263,8 @@ def test_resume_refuses_changed_settings(tmp_path, tiny_model_dir):
     train(config, parity_records(2))
     with pytest.raises(RetuneError, match="changed settings: lr"):
         train(config.model_copy(update={"resume": True, "lr": 0.5}), parity_records(2))
+    with pytest.raises(RetuneError, match="training data differ"):
+        train(config.model_copy(update={"resume": True}), parity_records(3))
 
 
 def test_two_processes_train_like_one_with_the_same_effective_batch(tmp_path, tiny_model_dir):

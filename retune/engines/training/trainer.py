@@ -130,10 +130,10 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
     examples, dropped = encode_records(records, tokenizer, config.max_length)
     summary = summarize(records, examples, dropped)
     plan = Plan(examples, config, accelerator.num_processes)
-    same_data = resume is None or (resume["fingerprint"], resume["steps_per_epoch"]) == (
-        summary["fingerprint"], plan.steps_per_epoch)
-    if not same_data:
+    if resume is not None and resume["fingerprint"] != summary["fingerprint"]:
         raise RetuneError(f"the training data differ from those of checkpoint {resume['path']}")
+    if resume is not None and resume["steps_per_epoch"] != plan.steps_per_epoch:
+        raise RetuneError(f"checkpoint {resume['path']} was trained with another number of processes")
     accelerator.wait_for_everyone()  # every process has checked the run dir before the main one writes to it
     if is_main:
         start_run_dir(config, summary, resume["step"] if resume else 0)
