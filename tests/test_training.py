@@ -167,6 +167,7 @@ def test_lora_trains_only_the_adapter_and_reloads(tmp_path):
     tokenizer = build_tokenizer()
     base = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id, **TINY))
     base.save_pretrained(base_dir)
+    tokenizer.pad_token = None  # like many base models: training pads with EOS
     tokenizer.save_pretrained(base_dir)
 
     config = tiny_config(tmp_path, base_dir, finetune="auto", lora_r=4, lora_alpha=8, lr=5e-2, max_steps=3)
@@ -176,6 +177,7 @@ def test_lora_trains_only_the_adapter_and_reloads(tmp_path):
     assert trained and all("lora_" in name for name in trained)
     assert {"q_proj", "k_proj", "v_proj", "o_proj"} == {n.split(".")[-4] for n in trained}
 
+    assert AutoTokenizer.from_pretrained(run_dir).pad_token == tokenizer.eos_token
     adapter = load_file(run_dir / "adapter" / "adapter_model.safetensors")
     assert adapter and all("lora_" in name for name in adapter)
     merged = AutoModelForCausalLM.from_pretrained(run_dir)
