@@ -346,3 +346,16 @@ def test_cli_flags_override_the_config_file(tmp_path, tiny_model_dir):
     status, output = run_cli(["--out", str(out), "--resume", "--max-steps", "3", "--no-progress"])
     assert status == 0, output
     assert [e["step"] for e in read_log(out)] == [1, 2, 3]
+
+
+def test_retune_cli_train_reports_bad_input_as_one_line(tmp_path):
+    from retune.cli import cli
+
+    if "train" not in cli.commands:
+        pytest.skip("retune.cli does not register the train command yet")
+    done = subprocess.run(
+        [sys.executable, "-m", "retune.cli", "train", "--task", "parity", "--lengths", "5-2", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "bad length range '5-2'" in done.stderr
