@@ -181,6 +181,13 @@ def new_task_command(name: str, directory: str) -> None:
 # ---- plugins and scaffolding ----
 
 
+# ---- train (engines.training) ----
+from retune.engines.training.command import train_command  # noqa: E402
+
+cli.add_command(train_command)
+# ---- train (engines.training) ----
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning retune's errors into one stderr line and exit status 2."""
     try:
