@@ -7,6 +7,7 @@ stderr and exit status 2, never as a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -188,8 +189,59 @@ cli.add_command(train_command)
 # ---- train (engines.training) ----
 
 
+# ---- eval (engines.inference) ----
+from retune.eval.command import eval_command  # noqa: E402
+
+cli.add_command(eval_command)
+# ---- eval (engines.inference) ----
+
+
+# ---- run (pipeline) ----
+@cli.command("run")
+@click.option("--task", "tasks", required=True, help="Task name, or several separated by commas (trained together).")
+@click.option("--methods", default=",".join(METHODS), show_default=True, help="Methods to compare, comma-separated.")
+@click.option("--model", default="default", show_default=True, help="'default' (embedded model) or a model directory.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default: runs/TASK).")
+@click.option("--max-steps", type=int, default=None, help="Optimizer steps per method.")
+@click.option("--time-budget", default=None, help="Training time in all, shared equally by the methods (e.g. 8m).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--train-lengths", default=None, help="Training lengths LO-HI (default: the task's).")
+@click.option("--eval-lengths", default=None, help="Test lengths, e.g. 1-10,15,20 (default: training range to 5x).")
+@click.option("--per-length", default=200, show_default=True, help="Training problems per length.")
+@click.option("--eval-per-length", default=50, show_default=True, help="Test problems per length.")
+@click.option("--batch-size", default=16, show_default=True, help="Training batch size.")
+@click.option("--eval-batch-size", default=64, show_default=True, help="Inference batch (results do not depend on it).")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def run_command(tasks, methods, model, out, max_steps, time_budget, seed, train_lengths, eval_lengths, per_length,
+                eval_per_length, batch_size, eval_batch_size, no_progress) -> None:
+    """Generate data, train each method with the same budget, evaluate by length and print the comparison.
+
+    Running the same command again resumes an interrupted run."""
+    from retune.engines.training.config import parse_duration
+    from retune.pipeline import comparison_table, make_run_config, parse_run_lengths, run
+
+    if max_steps is not None and time_budget is not None:
+        raise RetuneError("give --max-steps or --time-budget, not both")
+    try:
+        budget = parse_duration(time_budget) if time_budget is not None else None
+    except ValueError as exc:
+        raise RetuneError(str(exc)) from None
+    config = make_run_config({
+        "tasks": tasks, "methods": methods, "model": model,
+        "out": out or f"runs/{tasks.replace(',', '+')}", "max_steps": max_steps, "time_budget": budget,
+        "seed": seed, "per_length": per_length, "eval_per_length": eval_per_length, "batch_size": batch_size,
+        "eval_batch_size": eval_batch_size, "progress": not no_progress,
+        **parse_run_lengths(train_lengths, eval_lengths),
+    })
+    combined = run(config)
+    click.echo(comparison_table(combined))
+    click.echo(f"results: {config.out}/results.json, plot: {config.out}/plot.png", err=True)
+# ---- run (pipeline) ----
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning retune's errors into one stderr line and exit status 2."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # retune shows its own progress
     try:
         cli.main(args=argv, prog_name="retune", standalone_mode=False)
     except click.exceptions.Abort:
