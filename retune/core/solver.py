@@ -210,6 +210,12 @@ class Solver:
             if not parent.tail_pending:
                 parent.context += text.return_text(frame.node.answer)
                 return
+            if parent.task is not frame.task:  # a tail call's returned text becomes the parent's own answer
+                try:
+                    value = parent.task.parse_answer(frame.node.answer)
+                except ValueError:
+                    return self._finish(run, Outcome.MALFORMED, f"tail call returned {frame.node.answer[:80]!r}, "
+                                                                f"not an answer of {parent.task.name!r}")
 
     # ---- helpers --------------------------------------------------------------------------------
     def _ask(self, contexts: list[str]) -> list[str]:
