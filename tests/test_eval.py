@@ -37,7 +37,7 @@ def one_thread():
 def tiny():
     torch.manual_seed(0)
     return build_default_model(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                               max_position_embeddings=512, initializer_range=0.2)
+                               max_position_embeddings=512, initializer_range=0.2)  # the default position scheme
 
 
 def _run_dir(path, tiny, **config):

@@ -28,14 +28,31 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+def _tiny_model(scheme: str = "sequential", seed: int = 0):
+    """A tiny random LLaMA over the char tokenizer; a wide init makes its logits peaked (few near-ties)."""
+    torch.manual_seed(seed)
+    return build_default_model(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                               max_position_embeddings=512, initializer_range=0.2, retune_position_scheme=scheme)
+
+
 @pytest.fixture(scope="module")
 def tiny():
-    """A tiny random LLaMA over the char tokenizer; a wide init makes its logits peaked (few near-ties)."""
-    torch.manual_seed(0)
-    model, tokenizer = build_default_model(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                           num_attention_heads=4, max_position_embeddings=512,
-                                           initializer_range=0.2)
-    return model, tokenizer
+    """Sequential position ids, as ``generate`` gives them."""
+    return _tiny_model()
+
+
+def _schemes():
+    try:
+        from retune.models.positions import SCHEMES
+    except ImportError:
+        return ["sequential"]
+    return list(SCHEMES)
+
+
+@pytest.fixture(scope="module", params=_schemes())
+def any_scheme(request):
+    """The tiny model under every position scheme retune knows."""
+    return _tiny_model(request.param)
 
 
 def _contexts(n: int = 24, seed: int = 0) -> list[str]:
@@ -89,19 +106,20 @@ def test_batched_policy_writes_what_one_generate_per_context_writes(tiny):
         assert policy(contexts) == reference
 
 
-def test_segments_do_not_depend_on_batch_size_padding_or_neighbours(tiny):
-    model, tokenizer = tiny
+def test_segments_do_not_depend_on_batch_size_padding_or_neighbours(any_scheme):
+    model, tokenizer = any_scheme
     contexts = _contexts(40, seed=1)
     alone = [ModelPolicy(model, tokenizer, batch_size=1, max_new_tokens=20, cache_size=0)([c])[0] for c in contexts]
-    for kwargs in ({"batch_size": 64}, {"batch_size": 7}, {"batch_size": 64, "max_batch_tokens": 300}):
+    for kwargs in ({"batch_size": 64}, {"batch_size": 7}, {"batch_size": 64, "max_batch_tokens": 300},
+                   {"batch_size": 64, "fast_forward": False}):
         policy = ModelPolicy(model, tokenizer, max_new_tokens=20, **kwargs)
         assert policy(contexts) == alone
         assert policy(list(reversed(contexts))) == list(reversed(alone))
 
 
-def test_results_through_the_solver_do_not_depend_on_batch_size(tiny):
+def test_results_through_the_solver_do_not_depend_on_batch_size(any_scheme):
     """Forced calls, free answers after each return: real recursion, then the model's own text."""
-    model, tokenizer = tiny
+    model, tokenizer = any_scheme
     problems = [p for _, p in generate_problems(PARITY, (1, 6), 3, seed=3)]
     script = _oracle_script(tokenizer, PARITY, free_after_return=True)
     runs, prompt_tokens = {}, {}
@@ -238,3 +256,43 @@ def test_model_policy_outcomes_are_classified_by_the_solver(tiny):
     problems = [p for _, p in generate_problems(PARITY, (1, 4), 3, seed=0)]
     solutions = solve(PARITY, problems, ModelPolicy(model, tokenizer, max_new_tokens=30))
     assert all(isinstance(s.outcome, Outcome) for s in solutions)
+
+
+# ---- a model trained with its own position ids ---------------------------------------------------------
+def test_a_model_with_hierarchical_positions_gets_them_at_inference(tiny):
+    positions = pytest.importorskip("retune.models.positions")
+    scheme_model, tokenizer = _tiny_model("hierarchical", seed=2)
+    scheme_model.eval()
+    contexts = _contexts(12, seed=6) + ["What is the parity of [1, 0]?\nSolution: Call: What is the parity of [0]?\n"
+                                        "Return: 0\nAnswer: "]
+
+    @torch.inference_mode()
+    def naive(context, steps=10):  # no cache, position ids of the whole text recomputed at every token
+        ids, out = tokenizer(context)["input_ids"], []
+        for _ in range(steps):
+            seq = ids + out
+            pos = positions.position_ids(seq, "hierarchical", tokenizer=tokenizer)
+            logits = scheme_model(input_ids=torch.tensor([seq]), position_ids=torch.tensor([pos])).logits[0, -1]
+            token = int(logits.argmax())
+            if token == tokenizer.eos_token_id:
+                break
+            out.append(token)
+        return tokenizer.decode(out, skip_special_tokens=True)
+
+    expected = [naive(c) for c in contexts]
+    for batch_size in (1, 64):
+        assert ModelPolicy(scheme_model, tokenizer, batch_size=batch_size, max_new_tokens=10)(contexts) == expected
+    sequential = ModelPolicy(tiny[0], tiny[1], max_new_tokens=10)
+    assert sequential._scheme == "sequential" and sequential(contexts) != expected
+    with pytest.raises(RetuneError, match="position ids"):
+        GeneratePolicy(scheme_model, tokenizer)
+
+
+def test_the_lean_forward_is_checked_against_the_model_and_used_only_when_equal(tiny):
+    model, tokenizer = tiny
+    policy = ModelPolicy(model, tokenizer, max_new_tokens=5)
+    policy(["abc"])
+    assert policy._lean is True  # a plain LlamaForCausalLM: the lean copy gave the same bits
+    assert ModelPolicy(model, tokenizer, fast_forward=False)._lean is False
+    assert ModelPolicy(model, tokenizer, attn_implementation="sdpa")._lean is False
+    model.set_attn_implementation("eager")

@@ -48,6 +48,7 @@ def plot_results(results: dict | Sequence[dict], path: str | os.PathLike, title:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     runs = [results] if isinstance(results, dict) else list(results)
     tasks = {r.get("task") for r in runs}
@@ -61,8 +62,10 @@ def plot_results(results: dict | Sequence[dict], path: str | os.PathLike, title:
         train = r.get("train_lengths")
         if train and tuple(train) not in shaded:
             shaded.add(tuple(train))
-            ax.axvspan(train[0] - 0.5, train[1] + 0.5, color=line.get_color() if len(runs) > 1 else "grey",
+            ranges = {tuple(x["train_lengths"]) for x in runs if x.get("train_lengths")}
+            ax.axvspan(train[0] - 0.5, train[1] + 0.5, color="grey" if len(ranges) == 1 else line.get_color(),
                        alpha=0.12, label=f"training lengths {train[0]}-{train[1]}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("problem length")
     ax.set_ylabel("accuracy")
     ax.set_ylim(-0.03, 1.03)
