@@ -52,7 +52,6 @@ def _run_dir(path, tiny, **config):
 def _strip(results: dict) -> dict:
     """Results without what may differ between identical evaluations (wall time, the policy's counters)."""
     out = {k: v for k, v in results.items() if k not in ("timing", "policy", "per_task", "batch_size")}
-    out["problems"] = [{k: v for k, v in p.items()} for p in results["problems"]]
     return out
 
 
@@ -162,6 +161,9 @@ def test_evaluate_a_run_dir_is_deterministic_and_independent_of_batch_size(tiny,
     assert set(a["by_length"]) == {"1", "2", "3", "4", "5"}
     assert {"accuracy", "n", "in_train", "outcomes", "per_call"} <= set(a["by_length"]["3"])
     assert a["timing"]["seconds"] > 0 and a["timing"]["tokens_per_problem"] > 0
+    assert all(seconds > 0 for seconds in a["timing"]["seconds_per_problem_by_length"].values())
+    failed = [p for p in a["problems"] if not p["correct"]]
+    assert failed and all(p["error"]["kind"] in ("wrong_call", "wrong_base_case", "wrong_combine") for p in failed)
     assert a["max_new_tokens"] >= 16
     other = evaluate(run, "1-5", 4, batch_size=64, seed=4)
     assert [p["problem"] for p in other["problems"]] != [p["problem"] for p in a["problems"]]

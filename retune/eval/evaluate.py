@@ -8,12 +8,15 @@ through :class:`~retune.core.solver.Solver`) and returns a JSON-ready results di
 
 * ``task``, ``tasks``, ``method``, ``train_lengths`` ``[lo, hi]``, ``eval_lengths``, ``seed``, ``test_seed``;
 * ``by_length``: for each length (as a string) ``accuracy``, ``n``, ``in_train``, outcome counts,
-  per-call accuracy, error kinds, mean calls/segments/tokens per problem (summed over tasks; ``by_task`` splits it);
+  per-call accuracy, error kinds, mean calls/segments/tokens per problem (summed over tasks; ``by_task`` splits it):
+  nothing in it depends on timing, so equal settings give equal ``by_length``;
 * ``outcomes`` (correct, wrong, malformed, depth_exceeded, budget_exceeded, cycle, not_smaller),
   ``per_call`` (every node of the model's call trees against the reference), ``errors`` (the first wrong
   node of every failed problem: wrong_call, wrong_base_case, wrong_combine), ``failures`` (a capped sample);
-* ``timing``: wall seconds, problems per second, seconds and generated tokens per problem, policy counters;
-* ``problems``: the whole test set with each problem's outcome (the test set is saved with the results).
+* ``timing``: wall seconds, problems per second, seconds and generated tokens per problem, policy counters
+  (and per length, seconds per problem estimated by the length's share of the generated tokens);
+* ``problems``: the whole test set with each problem's outcome and, if it failed, its first wrong node (the
+  test set is saved with the results).
 
 Results depend only on the run, the lengths, ``per_length`` and ``seed``: not on the batch size (the policy
 computes every row as if alone) nor on the order of work.
@@ -210,7 +213,7 @@ def evaluate_policy(
         **_summary(entries, train, max_failures, total_seconds),
         "per_task": per_task if len(task_names) > 1 else None,
         "policy": _policy_stats(policy),
-        "problems": [{k: v for k, v in e.items() if k != "error"} for e in entries],
+        "problems": entries,
     }
     return results
 
@@ -280,11 +283,16 @@ def _summary(entries: list[dict], train: list[int] | None, max_failures: int, se
     by_length: dict[int, list[dict]] = defaultdict(list)
     for e in entries:
         by_length[e["length"]].append(e)
-    table = {}
+    table, per_length_seconds = {}, {}
+    all_tokens = sum(e["tokens"] for e in entries)
     for length in sorted(by_length):
         group = by_length[length]
         row = _group_stats(group)
         row["in_train"] = bool(train and train[0] <= length <= train[1])
+        # problems are solved together, so a length's time is estimated by its share of the generated tokens
+        # (kept in ``timing``: ``by_length`` holds only what the run, lengths and seed determine)
+        per_length_seconds[str(length)] = (
+            round(seconds * sum(e["tokens"] for e in group) / all_tokens / len(group), 6) if all_tokens else None)
         tasks = sorted({e["task"] for e in group})
         if len(tasks) > 1:
             row["by_task"] = {t: _group_stats([e for e in group if e["task"] == t]) for t in tasks}
@@ -309,6 +317,7 @@ def _summary(entries: list[dict], train: list[int] | None, max_failures: int, se
             "seconds_per_problem": round(seconds / len(entries), 5) if entries else None,
             "tokens_per_problem": round(tokens / len(entries), 2) if entries else None,
             "tokens": tokens,
+            "seconds_per_problem_by_length": per_length_seconds,
         },
     }
 
