@@ -80,6 +80,17 @@ class TrainConfig(BaseModel):
     warmup_steps: int = Field(0, ge=0)
     max_grad_norm: float | None = Field(1.0, gt=0)
     bucket_batches: int = Field(64, ge=1, description="batches per length-sorted bucket")
+    balance_lengths: bool = Field(
+        False, description="repeat records so that every (task, length) has about as many as the commonest one"
+    )
+    loss_normalization: Literal["token", "example"] = Field(
+        "token", description="example: mean over each example's supervised tokens, then over examples; "
+        "token: mean over all supervised tokens of the step"
+    )
+    position_scheme: Literal["auto", "sequential", "hierarchical"] = Field(
+        "auto", description="position ids (retune.models.positions); auto: the model's own "
+        "(retune_position_scheme in its config.json, else sequential)"
+    )
 
     # ---- stopping: the first limit reached ends the run; with none, one epoch ----------------------------
     max_steps: int | None = Field(None, ge=1)

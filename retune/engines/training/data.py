@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from retune.core.errors import RetuneError
+from retune.models.positions import position_ids
 
 IGNORE_INDEX = -100
 
@@ -34,14 +35,19 @@ class Example:
     index: int
     input_ids: tuple[int, ...]
     n_prompt: int
+    position_ids: tuple[int, ...] | None = None  # explicit position ids (None: sequential, left to the model)
 
     @property
     def n_supervised(self) -> int:
         return len(self.input_ids) - self.n_prompt
 
 
-def encode_records(records: Sequence[dict], tokenizer, max_length: int) -> tuple[list[Example], list[int]]:
-    """Examples of the records, and the indices of those dropped for being longer than ``max_length``."""
+def encode_records(records: Sequence[dict], tokenizer, max_length: int,
+                   position_scheme: str = "sequential") -> tuple[list[Example], list[int]]:
+    """Examples of the records, and the indices of those dropped for being longer than ``max_length``.
+
+    A ``position_scheme`` other than sequential gives every example its explicit position ids
+    (:func:`retune.models.positions.position_ids` of its tokens)."""
     if not records:
         raise RetuneError("no training records")
     if tokenizer.eos_token_id is None:
@@ -54,10 +60,23 @@ def encode_records(records: Sequence[dict], tokenizer, max_length: int) -> tuple
         if len(ids) > max_length:
             dropped.append(index)
         else:
-            examples.append(Example(index, ids, len(prompt)))
+            positions = None
+            if position_scheme != "sequential":
+                positions = tuple(position_ids(ids, position_scheme, tokenizer))
+            examples.append(Example(index, ids, len(prompt), positions))
     if not examples:
         raise RetuneError(f"all {len(records)} records are longer than max_length {max_length} tokens")
     return examples, dropped
+
+
+def balance_lengths(records: Sequence[dict]) -> list[dict]:
+    """The records with every ``(task, length)`` group repeated ``max_size // size`` times (in groups' first-seen
+    order), so that short problems, of which few distinct ones exist, weigh about as much as long ones."""
+    groups: dict[tuple, list[dict]] = {}
+    for record in records:
+        groups.setdefault((str(record.get("task")), str(record.get("length"))), []).append(record)
+    largest = max((len(g) for g in groups.values()), default=0)
+    return [record for group in groups.values() for _ in range(largest // len(group)) for record in group]
 
 
 def fingerprint(records: Sequence[dict]) -> str:
@@ -117,4 +136,9 @@ def collate(examples: Sequence[Example], pad_token_id: int) -> dict[str, torch.T
         input_ids[row, :n] = torch.tensor(example.input_ids)
         attention_mask[row, :n] = 1
         labels[row, example.n_prompt : n] = input_ids[row, example.n_prompt : n]
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    if examples[0].position_ids is not None:  # padding takes position 0
+        batch["position_ids"] = torch.zeros((len(examples), width), dtype=torch.long)
+        for row, example in enumerate(examples):
+            batch["position_ids"][row, : len(example.position_ids)] = torch.tensor(example.position_ids)
+    return batch

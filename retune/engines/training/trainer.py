@@ -1,11 +1,13 @@
 """The training loop: ``train(config, records=None) -> run_dir``.
 
 One optimizer step consumes ``grad_accum`` micro-batches on every process; the loss is the mean over all
-supervised tokens of the step (output tokens and EOS). The run dir receives ``train_config.json`` (the
-resolved settings), ``data_summary.json``, ``training_log.jsonl`` (one line per step: loss, lr, tokens/s,
-padding and the record indices of every micro-batch), ``checkpoints/step-N`` every ``save_every`` steps
-and at the end, and the final model (see :mod:`retune.engines.training.modeling`), which is saved whatever
-ends the run: the step limit, the epochs or the time budget.
+supervised tokens of the step (output tokens and EOS), or with ``loss_normalization="example"`` the mean over
+the step's examples of each example's mean over its supervised tokens. Examples carry explicit position ids
+when the model's position scheme (:mod:`retune.models.positions`) is not sequential. The run dir receives
+``train_config.json`` (the resolved settings), ``data_summary.json``, ``training_log.jsonl`` (one line per
+step: loss, lr, tokens/s, padding and the record indices of every micro-batch), ``checkpoints/step-N``
+every ``save_every`` steps and at the end, and the final model (see :mod:`retune.engines.training.modeling`),
+which is saved whatever ends the run: the step limit, the epochs or the time budget.
 
 Multi-GPU training runs the same code under accelerate (data-parallel; each process takes its own
 micro-batches of every step, in a batch order that is the same on all of them)::
@@ -32,8 +34,11 @@ from retune.core.data import build_records, read_jsonl
 from retune.core.errors import RetuneError
 from retune.engines.training import checkpoint
 from retune.engines.training.config import CONFIG_FILE, TrainConfig, check_resumable, load_config_file, make_config
-from retune.engines.training.data import Example, collate, encode_records, epoch_batches, summarize
+from retune.engines.training.data import (IGNORE_INDEX, Example, balance_lengths, collate, encode_records,
+                                          epoch_batches, summarize)
 from retune.engines.training.modeling import load_model, mixed_precision, prepare_finetuning, save_final
+from retune.models.positions import CONFIG_KEY as POSITION_KEY
+from retune.models.positions import scheme_of
 
 LOG_FILE = "training_log.jsonl"
 SUMMARY_FILE = "data_summary.json"
@@ -124,10 +129,13 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
     run_dir = Path(config.out)
     resume = check_run_dir(config)
     records = records if records is not None else load_records(config)
+    records = balance_lengths(records) if config.balance_lengths else records
 
     set_seed(config.seed)
     model, tokenizer = load_model(config, accelerator.mixed_precision)
-    examples, dropped = encode_records(records, tokenizer, config.max_length)
+    scheme = scheme_of(model.config) if config.position_scheme == "auto" else config.position_scheme
+    setattr(model.config, POSITION_KEY, scheme)  # saved in config.json: inference must use the same ids
+    examples, dropped = encode_records(records, tokenizer, config.max_length, scheme)
     summary = summarize(records, examples, dropped)
     plan = Plan(examples, config, accelerator.num_processes)
     if resume is not None and resume["fingerprint"] != summary["fingerprint"]:
@@ -216,12 +224,20 @@ def _optimizer_step(model, optimizer, scheduler, accelerator: Accelerator, group
     mine = group[rank * accum : (rank + 1) * accum]
     # Every process divides by the step's global supervised-token count: after data-parallel averaging
     # the gradient is that of the mean loss over all supervised tokens of the step.
-    per_process = sum(e.n_supervised for batch in group for e in batch) / plan.processes
+    # With example normalization the divisor is the step's global example count, and every example's
+    # loss is first averaged over its own supervised tokens.
+    by_example = plan.config.loss_normalization == "example"
+    count = sum(1 if by_example else e.n_supervised for batch in group for e in batch)
+    per_process = count / plan.processes
     step_loss = torch.zeros((), device=accelerator.device)
     for k, batch in enumerate(mine):
         inputs = {name: t.to(accelerator.device) for name, t in collate(batch, pad_token_id).items()}
         with accelerator.no_sync(model) if k < len(mine) - 1 else nullcontext():
-            loss = model(**inputs, num_items_in_batch=per_process, use_cache=False).loss
+            if by_example:
+                labels = inputs.pop("labels")
+                loss = _example_loss(model(**inputs, use_cache=False).logits, labels, per_process)
+            else:
+                loss = model(**inputs, num_items_in_batch=per_process, use_cache=False).loss
             accelerator.backward(loss)
         step_loss += loss.detach()
     if max_grad_norm is not None:
@@ -230,6 +246,16 @@ def _optimizer_step(model, optimizer, scheduler, accelerator: Accelerator, group
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return accelerator.reduce(step_loss, "mean").item()
+
+
+def _example_loss(logits: torch.Tensor, labels: torch.Tensor, divisor: float) -> torch.Tensor:
+    """Sum over examples of each example's mean next-token loss on its supervised tokens, over ``divisor``."""
+    targets = labels[:, 1:]
+    token_loss = torch.nn.functional.cross_entropy(
+        logits[:, :-1].float().transpose(1, 2), targets, ignore_index=IGNORE_INDEX, reduction="none"
+    )
+    counts = (targets != IGNORE_INDEX).sum(1).clamp(min=1)
+    return (token_loss.sum(1) / counts).sum() / divisor
 
 
 def _log_entry(step: int, plan: Plan, group: list[list[Example]], loss: float, lr: float, step_s: float,

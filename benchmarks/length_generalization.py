@@ -1,0 +1,209 @@
+"""Length generalization of the default model (issue #5): tasks x methods x seeds, accuracy by problem length.
+
+    python benchmarks/length_generalization.py                       # the full grid (hours on 2 CPU cores)
+    python benchmarks/length_generalization.py --quick               # a small version (minutes)
+    python benchmarks/length_generalization.py --tasks parity --methods retuning --seeds 0 --n 30 \\
+        --steps 1500 --eval-lengths parity=5,10,20,50
+
+For every (task, method, seed) it trains the default model with :func:`retune.engines.training.train` on
+problems of the task's training lengths (records of every method come from ``build_records``; the longest
+problem in any record is the "training length"), then solves ``--n`` fresh problems (test seed 99, disjoint
+from the training seed's draws) of every evaluation length with the real solver and a batched greedy
+policy, and scores exact answers. Training is step-matched (``--steps``, cosine schedule after warmup), so
+results do not depend on the machine's load; the wall time of each run is recorded too.
+
+Writes ``OUT/length_generalization.json`` (settings, machine, date, one row per task/method/seed/length with
+the accuracy and the outcome counts) and ``OUT/length_generalization.png`` (accuracy against length, mean
+over seeds, one panel per task, the training range shaded).
+
+The policy computes position ids exactly as training did: :mod:`retune.models.positions` with the scheme in
+the model's ``config.json`` (``retune_position_scheme``), continued token by token during generation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from retune.core.data import generate_problems
+from retune.core.solver import solve
+from retune.engines.training import TrainConfig, train
+from retune.models.positions import PositionTracker, scheme_of, token_texts
+from retune.plugins import get_registry
+
+TRAIN_LENGTHS = {"parity": (1, 10), "addition": (1, 8), "dp": (1, 5)}
+EVAL_LENGTHS = {"parity": [5, 10, 20, 30, 50], "addition": [4, 8, 16, 24, 32], "dp": [3, 5, 10, 15, 20]}
+QUICK_EVAL_LENGTHS = {"parity": [5, 10, 20, 50], "addition": [5, 8, 16, 32], "dp": [3, 5, 10, 20]}
+TEST_SEED = 99
+
+
+class GreedyPolicy:
+    """Batched greedy decoding with a KV cache: contexts are left-padded, position ids follow the model's scheme."""
+
+    def __init__(self, model_dir: Path, batch_size: int = 64, max_new_tokens: int = 2048):
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.scheme = scheme_of(self.model.config)
+        self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
+        self.eos = self.tokenizer.eos_token_id
+        self.pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos
+
+    def __call__(self, contexts):
+        out = []
+        for start in range(0, len(contexts), self.batch_size):
+            out += self._generate(list(contexts[start : start + self.batch_size]))
+        return out
+
+    @torch.no_grad()
+    def _generate(self, contexts: list[str]) -> list[str]:
+        encoded = self.tokenizer(contexts)["input_ids"]
+        n, width = len(contexts), max(len(ids) for ids in encoded)
+        ids = torch.full((n, width), self.pad, dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        positions = torch.zeros((n, width), dtype=torch.long)
+        trackers = []
+        for row, prompt in enumerate(encoded):
+            tracker = PositionTracker(self.scheme)
+            ids[row, width - len(prompt) :] = torch.tensor(prompt)
+            mask[row, width - len(prompt) :] = 1
+            positions[row, width - len(prompt) :] = torch.tensor(tracker.extend(token_texts(prompt, self.tokenizer)))
+            trackers.append(tracker)
+        result = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        generated: list[list[int]] = [[] for _ in range(n)]
+        done = [False] * n
+        for _ in range(min(self.max_new_tokens, 4 * width + 64)):
+            tokens = result.logits[:, -1].argmax(-1).tolist()
+            next_positions = []
+            for row, token in enumerate(tokens):
+                if not done[row] and token == self.eos:
+                    done[row] = True
+                if not done[row]:
+                    generated[row].append(token)
+                    next_positions.append(trackers[row].push(token_texts([token], self.tokenizer)[0]))
+                else:
+                    next_positions.append(0)
+            if all(done):
+                break
+            mask = torch.cat([mask, torch.ones((n, 1), dtype=torch.long)], dim=1)
+            result = self.model(input_ids=torch.tensor(tokens).view(n, 1), attention_mask=mask,
+                                position_ids=torch.tensor(next_positions).view(n, 1),
+                                past_key_values=result.past_key_values, use_cache=True)
+        return [self.tokenizer.decode(g) for g in generated]
+
+
+def evaluate_model(model_dir: Path, task_name: str, method: str, lengths: list[int], n: int) -> list[dict]:
+    task = get_registry().get(task_name)
+    policy = GreedyPolicy(model_dir)
+    rows = []
+    for length in lengths:
+        problems = [p for _, p in generate_problems(task, [length], n, TEST_SEED)]
+        started = time.perf_counter()
+        solutions = solve(task, problems, policy, method=method)
+        outcomes = Counter("correct" if s.correct else s.outcome.value for s in solutions)
+        rows.append({"length": length, "n": len(solutions), "accuracy": outcomes["correct"] / len(solutions),
+                     "outcomes": dict(outcomes), "eval_s": round(time.perf_counter() - started, 1)})
+    return rows
+
+
+def run_grid(args) -> dict:
+    torch.set_num_threads(args.threads)
+    eval_lengths = dict(QUICK_EVAL_LENGTHS if args.quick else EVAL_LENGTHS)
+    for spec in args.eval_lengths or []:
+        name, values = spec.split("=")
+        eval_lengths[name] = [int(v) for v in values.split(",")]
+    root = Path(args.runs or tempfile.mkdtemp(prefix="retune-lg-"))
+    rows = []
+    for task in args.tasks:
+        for method in args.methods:
+            for seed in args.seeds:
+                run_dir = root / f"{task}-{method}-seed{seed}"
+                config = TrainConfig(
+                    tasks=[task], method=method, lengths=TRAIN_LENGTHS.get(task, (1, 8)), per_length=args.per_length,
+                    max_steps=args.steps, scheduler="cosine", warmup_steps=min(100, args.steps // 10),
+                    lr=args.lr, batch_size=args.batch_size, out=run_dir, seed=seed, save_every=10**9,
+                    progress=False, position_scheme=args.position_scheme, loss_normalization=args.loss_normalization,
+                    balance_lengths=args.balance_lengths, bucket_batches=args.bucket_batches,
+                )
+                started = time.perf_counter()
+                train(config)
+                train_s = time.perf_counter() - started
+                for row in evaluate_model(run_dir, task, method, eval_lengths[task], args.n):
+                    rows.append({"task": task, "method": method, "seed": seed,
+                                 "train_lengths": list(config.lengths), "train_s": round(train_s, 1), **row})
+                    print(json.dumps(rows[-1]), flush=True)
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs, torch {torch.__version__}, "
+                   f"{args.threads} thread(s)",
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out",)},
+        "rows": rows,
+    }
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(r["task"] for r in result["rows"]))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        rows = [r for r in result["rows"] if r["task"] == task]
+        for method in dict.fromkeys(r["method"] for r in rows):
+            lengths = sorted({r["length"] for r in rows if r["method"] == method})
+            means = [sum(r["accuracy"] for r in rows if r["method"] == method and r["length"] == length)
+                     / sum(1 for r in rows if r["method"] == method and r["length"] == length) for length in lengths]
+            ax.plot(lengths, means, marker="o", label=method)
+        ax.axvspan(rows[0]["train_lengths"][0], rows[0]["train_lengths"][1], color="grey", alpha=0.15,
+                   label="training lengths")
+        ax.set(title=task, xlabel="problem length", ylabel="exact-match accuracy", ylim=(-0.03, 1.03))
+        ax.legend(fontsize=8)
+    fig.suptitle(f"retune default model, {result['settings']['steps']} steps ({result['date'][:10]})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=lambda s: s.split(","), default=["parity", "addition", "dp"])
+    parser.add_argument("--methods", type=lambda s: s.split(","), default=["retuning", "scratchpad", "baseline"])
+    parser.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0, 1, 2])
+    parser.add_argument("--n", type=int, default=200, help="test problems per length")
+    parser.add_argument("--steps", type=int, default=3000, help="optimizer steps per training run")
+    parser.add_argument("--per-length", type=int, default=600, help="training problems per length")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--position-scheme", default="hierarchical", choices=["auto", "sequential", "hierarchical"])
+    parser.add_argument("--loss-normalization", default="example", choices=["token", "example"])
+    parser.add_argument("--balance-lengths", action=argparse.BooleanOptionalAction, default=True,
+                        help="give every training length the same weight (TrainConfig.balance_lengths)")
+    parser.add_argument("--bucket-batches", type=int, default=64, help="TrainConfig.bucket_batches (1: random batches)")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
+    parser.add_argument("--eval-lengths", action="append", metavar="TASK=L1,L2,...")
+    parser.add_argument("--quick", action="store_true", help="1 seed, 30 problems per length, 300 steps")
+    parser.add_argument("--runs", help="directory for the training runs (default: a temporary one)")
+    parser.add_argument("--out", default="benchmarks/results", help="where the JSON and the plot go")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.n, args.steps = args.seeds[:1], min(args.n, 30), min(args.steps, 300)
+    result = run_grid(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "length_generalization.json").write_text(json.dumps(result, indent=1) + "\n")
+    plot(result, out / "length_generalization.png")
+    print(f"wrote {out / 'length_generalization.json'} and {out / 'length_generalization.png'}")
+
+
+if __name__ == "__main__":
+    main()

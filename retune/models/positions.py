@@ -1,0 +1,84 @@
+"""Position ids of the default model: where each token sits in the text's lines and segments.
+
+With the ``"hierarchical"`` scheme a token's position id is ``line * LINE + segment * SEGMENT + column``:
+a newline ends a line (the token after it starts line+1, segment 0, column 0), a ``[`` starts a new segment
+of its line (the ``[`` itself is column 0 of it), and every other token is the next column. RoPE sees only
+differences of position ids, so every copy a recursive call makes (the problem's list minus its first
+element into the ``Call:`` line, a returned list into the answer) sits at a small *constant* relative
+offset, however long the problem is; with plain sequential ids that offset grows with the problem. It is
+generic text structure (lines, brackets), with nothing task-specific.
+
+``"sequential"`` is ``0, 1, 2, ...`` (what a model does without explicit ids). The scheme of a model is the
+``retune_position_scheme`` entry of its ``config.json`` (:data:`CONFIG_KEY`); a model without it uses
+sequential positions.
+
+Training and inference must compute the same ids: for a context (the prompt) take :func:`position_ids` of
+its text; for each generated token, :meth:`PositionTracker.push` its text on a tracker that has seen the
+context (the tracker holds the state, so generation costs O(1) per token). Position ids start at 0 at the
+first token of the context whatever padding surrounds it; padding tokens may take any id (e.g. 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+CONFIG_KEY = "retune_position_scheme"
+SCHEMES = ("sequential", "hierarchical")
+LINE = 8192
+SEGMENT = 1024
+
+
+class PositionTracker:
+    """Position ids of a growing text, one token at a time (a token is its decoded text, maybe empty)."""
+
+    def __init__(self, scheme: str = "hierarchical"):
+        if scheme not in SCHEMES:
+            raise ValueError(f"unknown position scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
+        self.scheme = scheme
+        self.index = -1  # sequential position of the last token
+        self.line = self.segment = 0
+        self.column = -1
+        self.after_newline = False
+
+    def push(self, token: str) -> int:
+        """The position id of the next token, whose text is ``token``."""
+        self.index += 1
+        if self.scheme == "sequential":
+            return self.index
+        if self.after_newline:
+            self.line += 1
+            self.segment = self.column = 0
+        elif token.startswith("["):
+            self.segment += 1
+            self.column = 0
+        else:
+            self.column += 1
+        self.after_newline = token.endswith("\n")
+        return self.line * LINE + self.segment * SEGMENT + self.column
+
+    def extend(self, tokens: Sequence[str] | str) -> list[int]:
+        """Position ids of several tokens (a string is one token per character)."""
+        return [self.push(token) for token in tokens]
+
+
+def position_ids(text_or_tokens: str | Sequence[str] | Sequence[int], scheme: str = "hierarchical",
+                 tokenizer=None) -> list[int]:
+    """Position ids of a whole text: a string (one token per character, as the default tokenizer encodes
+    it), a list of token texts, or a list of token ids with the ``tokenizer`` that decodes them."""
+    if text_or_tokens and not isinstance(text_or_tokens, str) and isinstance(text_or_tokens[0], int):
+        if tokenizer is None:
+            raise ValueError("position ids of token ids need the tokenizer")
+        text_or_tokens = token_texts(text_or_tokens, tokenizer)
+    return PositionTracker(scheme).extend(text_or_tokens)
+
+
+def token_texts(ids: Sequence[int], tokenizer) -> list[str]:
+    """The text of every token (special tokens as their own text, which contains no newline)."""
+    ids = list(ids)
+    texts = {i: tokenizer.convert_tokens_to_string([tokenizer.convert_ids_to_tokens(i)]) for i in set(ids)}
+    return [texts[i] for i in ids]
+
+
+def scheme_of(model_config) -> str:
+    """The position scheme a model was trained with (``sequential`` when its config names none)."""
+    return getattr(model_config, CONFIG_KEY, None) or "sequential"

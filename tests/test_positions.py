@@ -1,0 +1,83 @@
+"""Position ids of the default model (retune.models.positions) and their use in training batches."""
+
+from __future__ import annotations
+
+import pytest
+
+from retune.engines.training.data import collate, encode_records
+from retune.models import build_tokenizer
+from retune.models.positions import LINE, SEGMENT, PositionTracker, position_ids, scheme_of
+
+
+def test_hierarchical_ids_count_lines_brackets_and_columns():
+    text = "ab [1, 0]?\nSolution: Call: [0]?\n"
+    ids = position_ids(text)
+    assert ids[:3] == [0, 1, 2]  # "ab "
+    assert ids[3:10] == [SEGMENT + c for c in range(7)]  # "[1, 0]?" : a new segment at "["
+    assert ids[10] == SEGMENT + 7  # the newline closes the line
+    assert ids[11] == LINE  # "S" starts line 1
+    start = text.index("[0]")
+    assert ids[start] == LINE + SEGMENT and ids[start + 1] == LINE + SEGMENT + 1
+
+
+def test_copies_sit_at_a_constant_offset_whatever_the_length():
+    """The call's list (the problem's minus its first element) is one line and a fixed column shift away."""
+    for n in (3, 10, 40):
+        bits = [i % 2 for i in range(n)]
+        problem = f"What is the parity of {bits}?"
+        text = f"{problem}\nSolution: Call: What is the parity of {bits[1:]}?\n"
+        ids = position_ids(text)
+        src = text.index("[") + 4  # the second element of the problem's list
+        dst = text.index("[", text.index("Call")) + 1  # the first element of the call's list
+        assert ids[dst] - ids[src] == LINE - 3
+
+
+def test_incremental_tracker_matches_the_whole_text_and_token_ids():
+    text = "x [1, 2]\nReturn: [3]\nAnswer: "
+    tracker = PositionTracker("hierarchical")
+    assert tracker.extend(text[:5]) + [tracker.push(c) for c in text[5:]] == position_ids(text)
+    tokenizer = build_tokenizer()
+    assert position_ids(tokenizer(text)["input_ids"], tokenizer=tokenizer) == position_ids(text)
+    assert position_ids(text, "sequential") == list(range(len(text)))
+    with pytest.raises(ValueError):
+        PositionTracker("nope")
+
+
+def test_scheme_of_a_config_and_position_ids_in_batches():
+    class Config:
+        pass
+
+    assert scheme_of(Config()) == "sequential"
+    config = Config()
+    config.retune_position_scheme = "hierarchical"
+    assert scheme_of(config) == "hierarchical"
+    tokenizer = build_tokenizer()
+    records = [{"input": "a [1]\nSolution: ", "output": "1"}, {"input": "b\nSolution: ", "output": "22"}]
+    examples, _ = encode_records(records, tokenizer, 100, "hierarchical")
+    batch = collate(examples, tokenizer.pad_token_id)
+    text = records[0]["input"] + records[0]["output"]
+    assert batch["position_ids"][0, : len(text) + 1].tolist() == position_ids(text + "\n")[: len(text) + 1]
+    plain, _ = encode_records(records, tokenizer, 100)
+    assert "position_ids" not in collate(plain, tokenizer.pad_token_id)
+
+
+def test_balance_lengths_repeats_rare_lengths():
+    from retune.engines.training.data import balance_lengths
+
+    records = [{"task": "t", "length": 1, "input": "a"}]
+    records += [{"task": "t", "length": 2, "input": str(i)} for i in range(4)]
+    balanced = balance_lengths(records)
+    assert sum(r["length"] == 1 for r in balanced) == 4 and sum(r["length"] == 2 for r in balanced) == 4
+
+
+def test_example_loss_weighs_every_example_equally():
+    import torch
+
+    from retune.engines.training.trainer import _example_loss
+
+    logits = torch.zeros((2, 4, 3))
+    labels = torch.tensor([[-100, 1, 1, 1], [-100, -100, -100, 2]])
+    logits[0, :, 1] = 10.0  # example 0 is right on its 3 tokens; example 1 is uniform on its 1 token
+    loss = _example_loss(logits, labels, divisor=2)
+    per_token_0 = torch.nn.functional.cross_entropy(logits[0, :3], labels[0, 1:])
+    assert loss.item() == pytest.approx((per_token_0.item() + torch.log(torch.tensor(3.0)).item()) / 2, rel=1e-5)
