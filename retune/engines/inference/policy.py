@@ -47,6 +47,9 @@ from retune.core import text
 from retune.core.errors import RetuneError
 
 
+PREFILL_SCORES_BYTES = 1 << 30  # a micro-batch is split before its prefill attention scores pass 1 GiB
+
+
 @dataclass
 class PolicyStats:
     """Counters of the work a policy did (cumulative; :meth:`ModelPolicy.reset_stats` clears them)."""
@@ -313,6 +316,7 @@ class ModelPolicy:
         self.reuse_prefix = reuse_prefix and full_attention
         # plain full attention: the policy builds the 4D masks itself (what transformers would build)
         self._own_masks = full_attention and model.config._attn_implementation in ("eager", "sdpa")
+        self._heads = model.config.get_text_config(decoder=True).num_attention_heads
         self._dtype = model.get_input_embeddings().weight.dtype
         self._min = torch.finfo(self._dtype).min
         # a plain LlamaForCausalLM runs through a lean copy of its forward, once checked to give the same bits
@@ -396,9 +400,12 @@ class ModelPolicy:
         batch: list[int] = []
         for i in order:
             width = len(encoded[i]) + self.max_new_tokens  # sorted: the newest row is about the longest
+            # eager attention holds rows x heads x new tokens x all tokens scores while encoding
+            scores = (len(batch) + 1) * self._heads * (len(encoded[i]) - _saved_len(prefixes[i])) * len(encoded[i]) * 4
             if batch and (
                 len(batch) >= self.batch_size
                 or (self.max_batch_tokens and (len(batch) + 1) * width > self.max_batch_tokens)
+                or scores > PREFILL_SCORES_BYTES
             ):
                 yield batch
                 batch = []
