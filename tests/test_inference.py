@@ -19,15 +19,6 @@ REGISTRY = get_registry()
 PARITY = REGISTRY.get("parity")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine two spinning threads are far slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _tiny_model(scheme: str = "sequential", seed: int = 0):
     """A tiny random LLaMA over the char tokenizer; a wide init makes its logits peaked (few near-ties)."""
     torch.manual_seed(seed)

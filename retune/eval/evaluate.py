@@ -29,7 +29,6 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 from retune.core.data import generate_problems
 from retune.core.errors import RetuneError
