@@ -129,7 +129,7 @@ def run_grid(args) -> dict:
                 run_dir = root / f"{task}-{method}-seed{seed}"
                 config = TrainConfig(
                     tasks=[task], method=method, lengths=TRAIN_LENGTHS.get(task, (1, 8)), per_length=args.per_length,
-                    max_steps=args.steps, scheduler="cosine", warmup_steps=min(100, args.steps // 10),
+                    max_steps=args.steps, scheduler=args.scheduler, warmup_steps=min(100, args.steps // 10), model=args.model,
                     lr=args.lr, batch_size=args.batch_size, out=run_dir, seed=seed, save_every=10**9,
                     progress=False, position_scheme=args.position_scheme, loss_normalization=args.loss_normalization,
                     balance_lengths=args.balance_lengths, bucket_batches=args.bucket_batches,
@@ -184,6 +184,10 @@ def main(argv=None) -> None:
     parser.add_argument("--per-length", type=int, default=600, help="training problems per length")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--scheduler", default="constant", choices=["constant", "cosine"],
+                        help="after 100 warmup steps (constant: what `retune run` uses under a time budget)")
+    parser.add_argument("--model", default="default",
+                        help="default (pretrained), default-scratch (no pretraining) or a model directory")
     parser.add_argument("--position-scheme", default="hierarchical", choices=["auto", "sequential", "hierarchical"])
     parser.add_argument("--loss-normalization", default="example", choices=["token", "example"])
     parser.add_argument("--balance-lengths", action=argparse.BooleanOptionalAction, default=True,

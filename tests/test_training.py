@@ -61,7 +61,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 def tiny_config(tmp_path: Path, model_dir: Path, **overrides) -> TrainConfig:
     settings = {"out": tmp_path / "run", "model": str(model_dir), "finetune": "full", "batch_size": 8,
-                "lr": 1e-2, "max_steps": 4, "progress": False}
+                "lr": 1e-2, "max_steps": 4, "progress": False, "balance_lengths": False}  # records as given
     return TrainConfig(**{**settings, **overrides})
 
 
@@ -274,7 +274,8 @@ def test_two_processes_train_like_one_with_the_same_effective_batch(tmp_path, ti
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
     done = subprocess.run([*launch, *args], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    one = train(tiny_config(tmp_path / "one", tiny_model_dir, data=data, batch_size=4, grad_accum=4, max_steps=4))
+    one = train(tiny_config(tmp_path / "one", tiny_model_dir, data=data, batch_size=4, grad_accum=4, max_steps=4,
+                            balance_lengths=True))
 
     two_log, one_log = read_log(out), read_log(one)
     assert [e["batches"] for e in two_log] == [e["batches"] for e in one_log]

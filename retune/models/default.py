@@ -12,15 +12,19 @@ position ids. Saved with ``save_pretrained``, it loads with plain
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from retune.core.errors import RetuneError
 from retune.models.positions import CONFIG_KEY
 from retune.models.tokenizer import build_tokenizer
 
-# Position ids of the default model (retune.models.positions). "hierarchical" (line/bracket/column ids: every
-# copy of a recursive call at a constant offset) is opt-in through TrainConfig.position_scheme until the
-# inference policy passes those ids too (see docs/length-generalization.md).
-DEFAULT_POSITION_SCHEME = "sequential"
+# Position ids of the default model (retune.models.positions): line/bracket/column ids put every copy of a
+# recursive call at a constant relative offset, however long the problem (docs/length-generalization.md).
+DEFAULT_POSITION_SCHEME = "hierarchical"
+# The shipped weights of the default model after its task-agnostic pretraining (retune.models.pretraining).
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 DEFAULT_ARCHITECTURE = {
     "hidden_size": 128,
     "intermediate_size": 512,
@@ -49,5 +53,21 @@ def build_default_model(**overrides) -> tuple[LlamaForCausalLM, PreTrainedTokeni
     """A freshly initialised default model and its tokenizer (``overrides`` as in :func:`default_config`)."""
     tokenizer = build_tokenizer(model_max_length=overrides.get("max_position_embeddings", 4096))
     model = LlamaForCausalLM(default_config(tokenizer, **overrides))
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def load_default_model(pretrained: bool = True) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
+    """The default model with its shipped pretrained weights (``pretrained=False``: freshly initialised,
+    as :func:`build_default_model`). The weights come from ``python -m retune.models.pretraining``."""
+    if not pretrained:
+        return build_default_model()
+    if not (PRETRAINED_DIR / "config.json").is_file():
+        raise RetuneError(
+            "the default model's pretrained weights are missing from the installed package "
+            "(rebuild them with: python -m retune.models.pretraining --out retune/models/pretrained)"
+        )
+    model = LlamaForCausalLM.from_pretrained(PRETRAINED_DIR)
+    tokenizer = build_tokenizer(model_max_length=model.config.max_position_embeddings)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer

@@ -23,7 +23,9 @@ from retune.core.errors import RetuneError
 from retune.core.lengths import parse_lengths
 from retune.core.methods import check_method
 
-DEFAULT_MODEL = "default"
+DEFAULT_MODEL = "default"  # the embedded default model with its shipped pretrained weights
+SCRATCH_MODEL = "default-scratch"  # the same architecture, freshly initialised (pretraining, ablations)
+EMBEDDED_MODELS = (DEFAULT_MODEL, SCRATCH_MODEL)
 CONFIG_FILE = "train_config.json"
 
 # Settings that may change when a run is resumed; every other one must match the run's saved config.
@@ -58,7 +60,8 @@ class TrainConfig(BaseModel):
     max_length: int = Field(2048, ge=2, description="longer examples (input+output+EOS) are dropped")
 
     # ---- model ---------------------------------------------------------------------------------------
-    model: str = Field(DEFAULT_MODEL, description="'default' (embedded model) or a transformers model directory")
+    model: str = Field(DEFAULT_MODEL, description="'default' (the embedded pretrained model), 'default-scratch' "
+                       "(the same, freshly initialised) or a transformers model directory")
     finetune: Literal["auto", "full", "lora"] = Field(
         "auto", description="auto: full for the default model, LoRA for a model directory"
     )
@@ -81,11 +84,12 @@ class TrainConfig(BaseModel):
     max_grad_norm: float | None = Field(1.0, gt=0)
     bucket_batches: int = Field(64, ge=1, description="batches per length-sorted bucket")
     balance_lengths: bool = Field(
-        False, description="repeat records so that every (task, length) has about as many as the commonest one"
+        True, description="repeat records so that every (task, length) has about as many as the commonest one "
+        "(few distinct short problems exist; without it the base case and short calls are rarely seen)"
     )
     loss_normalization: Literal["token", "example"] = Field(
-        "token", description="example: mean over each example's supervised tokens, then over examples; "
-        "token: mean over all supervised tokens of the step"
+        "example", description="example: mean over each example's supervised tokens, then over examples (every "
+        "decision of a recursion weighs the same, however long its text); token: mean over all supervised tokens"
     )
     position_scheme: Literal["auto", "sequential", "hierarchical"] = Field(
         "auto", description="position ids (retune.models.positions); auto: the model's own "
@@ -141,9 +145,9 @@ class TrainConfig(BaseModel):
         if self.tasks and self.data is not None:
             raise ValueError("give tasks or a data file, not both")
         if self.finetune == "auto":
-            self.finetune = "full" if self.model == DEFAULT_MODEL else "lora"
+            self.finetune = "full" if self.model in EMBEDDED_MODELS else "lora"
         if self.lr is None:
-            self.lr = 1e-3 if self.model == DEFAULT_MODEL else 2e-4 if self.finetune == "lora" else 2e-5
+            self.lr = 1e-3 if self.model in EMBEDDED_MODELS else 2e-4 if self.finetune == "lora" else 2e-5
         if self.scheduler == "cosine" and self.max_steps is None and self.epochs is None and self.time_budget:
             raise ValueError("a cosine schedule under a time budget needs max_steps or epochs too")
         return self

@@ -19,8 +19,8 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from retune.core.errors import RetuneError
-from retune.engines.training.config import DEFAULT_MODEL, TrainConfig
-from retune.models import build_default_model
+from retune.engines.training.config import DEFAULT_MODEL, SCRATCH_MODEL, TrainConfig
+from retune.models import load_default_model
 
 ADAPTER_DIR = "adapter"
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "no": torch.float32}
@@ -38,8 +38,8 @@ def mixed_precision(precision: str) -> str:
 
 def load_model(config: TrainConfig, mixed: str):
     """The model and tokenizer to train. Trained weights stay fp32; a frozen LoRA base uses the compute dtype."""
-    if config.model == DEFAULT_MODEL:
-        return build_default_model()
+    if config.model in (DEFAULT_MODEL, SCRATCH_MODEL):
+        return load_default_model(pretrained=config.model == DEFAULT_MODEL)
     path = Path(config.model).expanduser()
     if not path.is_dir():
         raise RetuneError(f"model directory {config.model!r} does not exist")

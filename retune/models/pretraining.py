@@ -1,0 +1,257 @@
+"""Task-agnostic pretraining data for the default model: copying lines of random symbols, with small edits.
+
+The paper's LLaMA-7B brings from pretraining the skill every recursive call needs: copy the problem, minus a
+little, into ``Call: ...``; copy a returned value, plus a little, into the answer. The default model is built
+from a config and has no such skill, so it learns it here once, on random content at lengths far beyond any
+task's training lengths, in the framework's text protocol (``Solution:``/``Call:``/``Return:``/``Answer:``
+lines) but never in the format of any task. Every record is a function of ``Random(f"{seed}/{index}")``.
+
+A *line* mixes random words, bracketed lists (of bits, digits, signed integers, letters or booleans) and
+digit strings (sometimes two of the same length joined by an operator). A record asks for one of:
+
+* ``copy``: the line again;
+* ``smaller``: the line with the first item of every list and the first digit of every number removed
+  (the shape of every "minus first element" recursion);
+* ``rewrite``: other words around the same lists and numbers;
+* ``compare``: ``True`` or ``False``: is the first symbol (first list item or digit) of the problem line the
+  same as that of a returned line (the lookups of a combine step: what the problem starts with, what came back);
+* ``grow``: a returned line with one item (or digit) put in front of each list (or number), the item
+  being the first one of the first list (or number) of the problem line (the shape of a combine that
+  extends a returned value).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+from pathlib import Path
+
+from retune.core.text import ANSWER, CALL, RETURN, SOLUTION
+
+MAX_ITEMS = 64
+MAX_LINE = 240  # characters of a line; longer draws are redrawn
+_WORD_RUN = re.compile(r"[A-Za-z]+(?: [A-Za-z]+)*")
+KINDS = ("bits", "digits", "ints", "letters", "bools")
+OPERATORS = "-/%&|^~#@=<>"  # not + or *: "a + b" and "a * b" are the formats of built-in tasks
+
+
+def _word(rng: random.Random) -> str:
+    word = "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(1, 8)))
+    return word.capitalize() if rng.random() < 0.15 else word
+
+
+def _words(rng: random.Random, lo: int = 1, hi: int = 6) -> str:
+    text = " ".join(_word(rng) for _ in range(rng.randint(lo, hi)))
+    return text + rng.choice(["", "", "", ":", ","])
+
+
+def _size(rng: random.Random) -> int:
+    """A list or number size: log-uniform over 1..MAX_ITEMS, so long ones are common but not dominant."""
+    return max(1, min(MAX_ITEMS, int(round(2 ** rng.uniform(0, 6)))))
+
+
+def _item(kind: str, rng: random.Random) -> str:
+    if kind == "bits":
+        return str(rng.randint(0, 1))
+    if kind == "digits":
+        return str(rng.randint(0, 9))
+    if kind == "ints":
+        return str(rng.randint(-9, 9) if rng.random() < 0.6 else rng.randint(-99, 99))
+    if kind == "letters":
+        return rng.choice(string.ascii_lowercase)
+    return rng.choice(["True", "False"])
+
+
+class Line:
+    """A line as chunks: ``("text", str)``, ``("list", [items])``, ``("number", digits)`` and separators."""
+
+    def __init__(self, chunks: list[tuple[str, object]]):
+        self.chunks = chunks
+
+    def render(self) -> str:
+        out = []
+        for kind, value in self.chunks:
+            if kind == "list":
+                out.append("[" + ", ".join(value) + "]")
+            else:
+                out.append(str(value))
+        return "".join(out)
+
+    def smaller(self) -> Line:
+        chunks = []
+        for kind, value in self.chunks:
+            if kind == "list" and len(value) > 1:
+                value = value[1:]
+            elif kind == "number" and len(value) > 1:
+                value = value[1:]
+            chunks.append((kind, value))
+        return Line(chunks)
+
+    def grow(self, item: str, digit: str) -> Line:
+        chunks = []
+        for kind, value in self.chunks:
+            if kind == "list":
+                value = [item, *value]
+            elif kind == "number":
+                value = digit + value
+            chunks.append((kind, value))
+        return Line(chunks)
+
+    def rewrite(self, rng: random.Random) -> Line:
+        """Each run of words replaced by another run of random words (separators and punctuation kept)."""
+        def words(_match) -> str:
+            return " ".join(_word(rng) for _ in range(rng.randint(1, 6)))
+
+        return Line([(kind, _WORD_RUN.sub(words, value) if kind == "text" else value) for kind, value in self.chunks])
+
+    def with_first_symbol(self, symbol: str) -> Line:
+        """The line with the first item of its first list (or the first digit of its first number, when that
+        comes first) replaced by ``symbol``."""
+        chunks = list(self.chunks)
+        for index, (kind, value) in enumerate(chunks):
+            if kind == "list" and value:
+                chunks[index] = (kind, [symbol, *value[1:]])
+                break
+            if kind == "number" and value:
+                chunks[index] = (kind, (symbol if symbol.isdigit() and len(symbol) == 1 else "7") + value[1:])
+                break
+        return Line(chunks)
+
+    def first_items(self) -> tuple[str | None, str | None]:
+        item = next((v[0] for k, v in self.chunks if k == "list" and v), None)
+        digit = next((v[0] for k, v in self.chunks if k == "number" and v), None)
+        return item, digit
+
+
+def _first_symbol(line: Line) -> str:
+    """The first item of the line's first list or first digit of its first number, whichever comes first."""
+    return next((str(v[0]) for k, v in line.chunks if k in ("list", "number") and v), "")
+
+
+def random_line(rng: random.Random) -> Line:
+    """Words, lists and numbers in one of a few generic shapes, at most ``MAX_LINE`` characters."""
+    while True:
+        line = _draw_line(rng)
+        if len(line.render()) <= MAX_LINE:
+            return line
+
+
+def _draw_line(rng: random.Random) -> Line:
+    shape = rng.random()
+    chunks: list[tuple[str, object]] = []
+    if shape < 0.25:  # two numbers of one size around an operator
+        size = _size(rng)
+        number = lambda: "".join(rng.choice(string.digits) for _ in range(size))  # noqa: E731
+        chunks = [("number", number()), ("text", f" {rng.choice(OPERATORS)} "), ("number", number())]
+    else:  # text, then one to three lists or numbers, each followed by text
+        kind = rng.choice(KINDS)
+        if rng.random() < 0.85:
+            chunks.append(("text", _words(rng) + " "))
+        for index in range(rng.choice([1, 1, 1, 2, 3])):
+            if index:
+                chunks.append(("text", ", " + _words(rng, 1, 3) + " "))
+            if rng.random() < 0.85:
+                chunks.append(("list", [_item(kind, rng) for _ in range(_size(rng))]))
+            else:
+                chunks.append(("number", "".join(rng.choice(string.digits) for _ in range(_size(rng)))))
+        if rng.random() < 0.5:
+            chunks.append(("text", rng.choice(["?", ".", ", " + _words(rng, 1, 3)])))
+    return Line(chunks)
+
+
+def pretraining_record(index: int, seed: int = 0) -> dict:
+    """Pretraining record number ``index``: ``{"task": "pretraining", "method", "length", "input", "output"}``."""
+    rng = random.Random(f"{seed}/{index}")
+    line = random_line(rng)
+    problem = line.render()
+    length = max([len(v) for k, v in line.chunks if k in ("list", "number")] or [0])
+    edit = rng.choices(["copy", "smaller", "rewrite", "grow", "compare"], weights=[2, 4, 2, 2, 2])[0]
+    if edit == "compare":
+        returned = line.smaller() if rng.random() < 0.5 else random_line(rng)
+        ours, theirs = _first_symbol(line), _first_symbol(returned)
+        if rng.random() < 0.5:  # make "same" as common as "different"
+            returned = returned.with_first_symbol(ours)
+            theirs = _first_symbol(returned)
+        before = f"{problem}{SOLUTION}{CALL}{line.smaller().render()}\n{RETURN}{returned.render()}\n{ANSWER}"
+        return {"task": "pretraining", "method": edit, "length": length, "input": before,
+                "output": "True" if ours == theirs else "False"}
+    if edit == "grow":
+        returned = line.smaller() if rng.random() < 0.7 else random_line(rng)
+        item, digit = line.first_items()
+        item = item if item is not None else _item("digits", rng)
+        digit = digit if digit is not None else rng.choice(string.digits)
+        before = f"{problem}{SOLUTION}{CALL}{line.smaller().render()}\n{RETURN}{returned.render()}\n{ANSWER}"
+        return {"task": "pretraining", "method": edit, "length": length, "input": before,
+                "output": returned.grow(item, digit).render()}
+    target = {"copy": line, "smaller": line.smaller(), "rewrite": line.rewrite(rng)}[edit]
+    prefix = _words(rng, 2, 10) + ". " if rng.random() < 0.2 else ""
+    return {"task": "pretraining", "method": edit, "length": length, "input": f"{problem}{SOLUTION}",
+            "output": f"{prefix}{CALL}{target.render()}\n"}
+
+
+def pretraining_records(count: int, seed: int = 0) -> list[dict]:
+    return [pretraining_record(index, seed) for index in range(count)]
+
+
+# ---- the pretraining run ------------------------------------------------------------------------------------
+
+PRETRAINING_SETTINGS = {
+    "records": 150_000,
+    "seed": 0,
+    "lr": 1e-3,
+    "warmup_steps": 200,
+    "scheduler": "constant",
+    "batch_size": 16,
+    "max_steps": 8000,
+    "max_length": 1200,
+    "loss_normalization": "token",
+    "balance_lengths": False,
+    "position_scheme": "hierarchical",
+}
+
+
+def pretrain(out: str | Path, work: str | Path | None = None, **overrides) -> Path:
+    """Pretrain the default architecture from scratch on :func:`pretraining_records` and save the model
+    (config, weights, tokenizer, ``pretraining.json``) in ``out``; ``work`` keeps the training run."""
+    import json
+    import shutil
+    import tempfile
+
+    from retune.core.data import write_jsonl
+    from retune.engines.training import TrainConfig, train
+    from retune.engines.training.config import SCRATCH_MODEL
+
+    settings = {**PRETRAINING_SETTINGS, **overrides}
+    work = Path(work or tempfile.mkdtemp(prefix="retune-pretrain-"))
+    data = work / "records.jsonl"
+    if not data.is_file():
+        write_jsonl(pretraining_records(settings["records"], settings["seed"]), data)
+    run_dir = work / "run"
+    config = TrainConfig(
+        data=data, model=SCRATCH_MODEL, out=run_dir, resume=(run_dir / "checkpoints").is_dir(), save_every=500,
+        **{key: value for key, value in settings.items() if key != "records"},
+    )
+    train(config)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "generation_config.json", "model.safetensors"):
+        shutil.copy2(run_dir / name, out / name)
+    (out / "pretraining.json").write_text(json.dumps({"settings": settings, "data": __name__}, indent=1) + "\n")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Pretrain the default model (retune.models.pretraining).")
+    parser.add_argument("--out", required=True, help="where the pretrained model goes")
+    parser.add_argument("--work", help="run directory (kept; rerunning resumes from its last checkpoint)")
+    parser.add_argument("--max-steps", type=int, default=PRETRAINING_SETTINGS["max_steps"])
+    parser.add_argument("--seed", type=int, default=PRETRAINING_SETTINGS["seed"])
+    args = parser.parse_args(argv)
+    print(pretrain(args.out, args.work, max_steps=args.max_steps, seed=args.seed))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""The default model's task-agnostic pretraining data and its shipped pretrained weights."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from transformers import AutoModelForCausalLM
+
+from retune.core.text import ANSWER, CALL, RETURN, SOLUTION, ParsedCall, parse_segment
+from retune.models import load_default_model
+from retune.models.default import DEFAULT_POSITION_SCHEME, PRETRAINED_DIR
+from retune.models.positions import scheme_of
+from retune.models.pretraining import MAX_LINE, Line, pretraining_record, random_line
+from retune.plugins import get_registry
+
+INDEX = st.integers(min_value=0, max_value=10**9)
+_LIST = re.compile(r"\[([^\]]*)\]")
+
+
+@settings(max_examples=300, deadline=None)
+@given(INDEX, st.integers(min_value=0, max_value=5))
+def test_records_are_deterministic_and_in_the_text_protocol(index, seed):
+    record = pretraining_record(index, seed)
+    assert record == pretraining_record(index, seed)
+    assert record["task"] == "pretraining" and record["method"] in ("copy", "smaller", "rewrite", "grow", "compare")
+    problem = record["input"].split(SOLUTION)[0]
+    assert "\n" not in problem and len(problem) <= MAX_LINE
+    if record["method"] == "grow":
+        assert record["input"].endswith(ANSWER) and "\n" not in record["output"]
+    elif record["method"] == "compare":
+        returned = record["input"].split(RETURN)[1]
+        first = lambda text: re.search(r"\[([^,\]]+)|(\d)", text).group(1, 2)  # noqa: E731
+        same = [v for v in first(problem) if v] == [v for v in first(returned) if v]
+        assert record["input"].endswith(ANSWER) and record["output"] == str(same)
+    else:
+        segment = parse_segment(record["output"])
+        assert record["input"].endswith(SOLUTION) and isinstance(segment, ParsedCall)
+
+
+@settings(max_examples=300, deadline=None)
+@given(INDEX)
+def test_smaller_drops_the_first_item_of_every_list_and_digit_of_every_number(index):
+    import random
+
+    line = random_line(random.Random(index))
+    smaller = line.smaller()
+    for (kind, before), (_, after) in zip(line.chunks, smaller.chunks):
+        if kind in ("list", "number"):
+            assert list(after) == list(before)[1:] or (len(before) == 1 and list(after) == list(before))
+        else:
+            assert after == before
+    grown = smaller.grow("x", "7")
+    for (kind, before), (_, after) in zip(smaller.chunks, grown.chunks):
+        if kind == "list":
+            assert after == ["x", *before]
+        elif kind == "number":
+            assert after == "7" + before
+
+
+def test_copy_records_reach_lengths_far_beyond_task_training():
+    records = [pretraining_record(i) for i in range(3000)]
+    assert max(r["length"] for r in records) >= 60
+    assert sum(r["length"] >= 30 for r in records) >= 0.1 * len(records)
+
+
+def test_no_record_is_a_task_problem():
+    records = [pretraining_record(i) for i in range(500)]
+    registry = get_registry()
+    for name in registry.names():
+        task = registry.get(name)
+        for record in records:
+            problem = record["input"].split(SOLUTION)[0]
+            try:
+                task.parse_problem(problem)
+            except Exception:
+                continue
+            assert task.render_problem(task.parse_problem(problem)) != problem, name
+
+
+def test_line_render_round_trips_lists_and_numbers():
+    line = Line([("text", "abc "), ("list", ["1", "0"]), ("text", ", de "), ("number", "907")])
+    assert line.render() == "abc [1, 0], de 907"
+    assert line.smaller().render() == "abc [0], de 07"
+    assert line.grow("5", "3").render() == "abc [5, 1, 0], de 3907"
+
+
+@pytest.mark.skipif(not (PRETRAINED_DIR / "config.json").is_file(), reason="pretrained weights not built")
+def test_shipped_weights_load_with_plain_transformers_and_copy_a_long_list():
+    from retune.engines.inference.policy import ModelPolicy
+
+    model, tokenizer = load_default_model()
+    assert scheme_of(model.config) == DEFAULT_POSITION_SCHEME == "hierarchical"
+    plain = AutoModelForCausalLM.from_pretrained(PRETRAINED_DIR)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), plain.parameters()))
+    assert sum(p.numel() for p in model.parameters()) * 4 < 4_000_000  # a small file
+    # Zero-shot, before any task training: the recursive call of a 40-bit list is the list minus its first bit.
+    bits = [1, 0, 0, 1, 1, 1, 0, 1, 0, 0] * 4
+    text = lambda b: f"Tell me the answer for {b}?".replace("'", "")  # noqa: E731
+    segment = ModelPolicy(model, tokenizer, max_new_tokens=300)([f"{text(bits)}{SOLUTION}"])[0]
+    assert segment == f"{CALL}{text(bits[1:])}\n"
