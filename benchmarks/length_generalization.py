@@ -9,8 +9,10 @@ For every (task, method, seed) it trains the default model with :func:`retune.en
 problems of the task's training lengths (records of every method come from ``build_records``; the longest
 problem in any record is the "training length"), then solves ``--n`` fresh problems (test seed 99, disjoint
 from the training seed's draws) of every evaluation length with the real solver and a batched greedy
-policy, and scores exact answers. Training is step-matched (``--steps``, cosine schedule after warmup), so
-results do not depend on the machine's load; the wall time of each run is recorded too.
+policy, and scores exact answers. Training is step-matched (``--steps``; constant lr after warmup by default,
+``--scheduler cosine`` otherwise), so results do not depend on the machine's load; the wall time of each run
+is recorded too. ``--model`` picks the starting point: ``default`` (the shipped pretrained default model),
+``default-scratch`` (the same architecture untrained) or a model directory.
 
 Writes ``OUT/length_generalization.json`` (settings, machine, date, one row per task/method/seed/length with
 the accuracy and the outcome counts) and ``OUT/length_generalization.png`` (accuracy against length, mean
@@ -130,6 +132,7 @@ def run_grid(args) -> dict:
                 config = TrainConfig(
                     tasks=[task], method=method, lengths=TRAIN_LENGTHS.get(task, (1, 8)), per_length=args.per_length,
                     max_steps=args.steps, scheduler=args.scheduler, warmup_steps=min(100, args.steps // 10), model=args.model,
+                    replay=args.replay,
                     lr=args.lr, batch_size=args.batch_size, out=run_dir, seed=seed, save_every=10**9,
                     progress=False, position_scheme=args.position_scheme, loss_normalization=args.loss_normalization,
                     balance_lengths=args.balance_lengths, bucket_batches=args.bucket_batches,
@@ -186,6 +189,7 @@ def main(argv=None) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--scheduler", default="constant", choices=["constant", "cosine"],
                         help="after 100 warmup steps (constant: what `retune run` uses under a time budget)")
+    parser.add_argument("--replay", type=float, default=0.0, help="TrainConfig.replay")
     parser.add_argument("--model", default="default",
                         help="default (pretrained), default-scratch (no pretraining) or a model directory")
     parser.add_argument("--position-scheme", default="hierarchical", choices=["auto", "sequential", "hierarchical"])

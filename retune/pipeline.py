@@ -24,7 +24,7 @@ from retune.core.methods import METHODS, check_method
 
 RUN_CONFIG = "run_config.json"
 RUN_STATE = "run_state.json"
-DEFAULT_TIME_BUDGET = 480.0  # seconds of training in all, shared equally by the methods
+DEFAULT_TIME_BUDGET = 1200.0  # seconds of training in all, shared equally by the methods (400 s each for 3)
 # Settings a resumed run may change: they do not alter what was already trained or measured.
 RESUMABLE = {"progress", "eval_batch_size"}
 

@@ -351,3 +351,10 @@ def test_retune_cli_train_reports_bad_input_as_one_line(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "bad length range '5-2'" in done.stderr
+
+
+def test_replay_adds_pretraining_records_to_the_task_records(tmp_path, tiny_model_dir):
+    records = parity_records(4)
+    run_dir = train(tiny_config(tmp_path, tiny_model_dir, max_steps=1, replay=0.5), records)
+    summary = json.loads((run_dir / "data_summary.json").read_text())
+    assert summary["by_task"] == {"parity": len(records), "pretraining": round(0.5 * len(records))}

@@ -235,9 +235,10 @@ def pretrain(out: str | Path, work: str | Path | None = None, **overrides) -> Pa
     train(config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "generation_config.json", "model.safetensors"):
+    for name in ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+                 "tokenizer_config.json"):
         shutil.copy2(run_dir / name, out / name)
-    (out / "pretraining.json").write_text(json.dumps({"settings": settings, "data": __name__}, indent=1) + "\n")
+    (out / "pretraining.json").write_text(json.dumps({"settings": settings, "data": "retune.models.pretraining.pretraining_records"}, indent=1) + "\n")
     return out
 
 

@@ -91,6 +91,10 @@ class TrainConfig(BaseModel):
         "example", description="example: mean over each example's supervised tokens, then over examples (every "
         "decision of a recursion weighs the same, however long its text); token: mean over all supervised tokens"
     )
+    replay: float = Field(
+        0.0, ge=0, le=1, description="add this many pretraining records (retune.models.pretraining) per task "
+        "record, so that fine-tuning keeps the default model's generic copy skills"
+    )
     position_scheme: Literal["auto", "sequential", "hierarchical"] = Field(
         "auto", description="position ids (retune.models.positions); auto: the model's own "
         "(retune_position_scheme in its config.json, else sequential)"

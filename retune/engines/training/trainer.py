@@ -41,6 +41,7 @@ from retune.models.positions import CONFIG_KEY as POSITION_KEY
 from retune.models.positions import scheme_of
 
 LOG_FILE = "training_log.jsonl"
+REPLAY_SEED = 1_000_000  # pretraining records for replay never repeat the pretraining's own (seed 0)
 SUMMARY_FILE = "data_summary.json"
 
 
@@ -130,6 +131,10 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
     resume = check_run_dir(config)
     records = records if records is not None else load_records(config)
     records = balance_lengths(records) if config.balance_lengths else records
+    if config.replay:  # a share of the default model's pretraining records, so its generic skills stay
+        from retune.models.pretraining import pretraining_records
+
+        records = [*records, *pretraining_records(round(config.replay * len(records)), seed=REPLAY_SEED + config.seed)]
 
     set_seed(config.seed)
     model, tokenizer = load_model(config, accelerator.mixed_precision)
