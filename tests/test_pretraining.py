@@ -123,3 +123,17 @@ def test_shipped_weights_are_the_documented_pretrained_default_model():
     torch.manual_seed(0)
     fresh, _ = build_default_model()
     assert _mean_loss(model, tokenizer, held_out) < 0.5 * _mean_loss(fresh, tokenizer, held_out)
+
+
+def test_missing_weights_are_a_one_line_error(tmp_path, monkeypatch):
+    import retune.models.default as default
+    from retune.core.errors import RetuneError
+
+    monkeypatch.setattr(default, "PRETRAINED_DIR", tmp_path / "nowhere")
+    try:
+        load_default_model()
+    except RetuneError as exc:
+        assert "pretrained weights are missing" in str(exc) and "\n" not in str(exc)
+    else:
+        raise AssertionError("no error for missing weights")
+    assert default.load_default_model(pretrained=False)[0].config.retune_position_scheme == "hierarchical"
