@@ -24,7 +24,8 @@ from retune.core.methods import METHODS, check_method
 
 RUN_CONFIG = "run_config.json"
 RUN_STATE = "run_state.json"
-DEFAULT_TIME_BUDGET = 1200.0  # seconds of training in all, shared equally by the methods (400 s each for 3)
+DEFAULT_METHOD_BUDGET = 400.0  # seconds of training per method when no budget is given (the default model's
+# combine steps are learned after ~600-1,200 steps; see docs/length-generalization.md)
 # Settings a resumed run may change: they do not alter what was already trained or measured.
 RESUMABLE = {"progress", "eval_batch_size"}
 
@@ -66,7 +67,7 @@ class RunConfig(BaseModel):
         for task in tasks:
             task.check_length(train[0])
         evals = self.eval_lengths or default_eval_lengths(train, max(t.default_eval_lengths[1] for t in tasks))
-        budget = self.time_budget if (self.time_budget or self.max_steps) else DEFAULT_TIME_BUDGET
+        budget = self.time_budget if (self.time_budget or self.max_steps) else DEFAULT_METHOD_BUDGET * len(self.methods)
         return self.model_copy(update={"train_lengths": tuple(train), "eval_lengths": evals, "time_budget": budget})
 
 
