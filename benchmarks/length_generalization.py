@@ -18,8 +18,8 @@ Writes ``OUT/length_generalization.json`` (settings, machine, date, one row per 
 the accuracy and the outcome counts) and ``OUT/length_generalization.png`` (accuracy against length, mean
 over seeds, one panel per task, the training range shaded).
 
-The policy computes position ids exactly as training did: :mod:`retune.models.positions` with the scheme in
-the model's ``config.json`` (``retune_position_scheme``), continued token by token during generation.
+The policy is retune's own batched greedy :class:`~retune.engines.inference.ModelPolicy`, which computes
+position ids exactly as training did (the scheme in the model's ``config.json``).
 """
 
 from __future__ import annotations
@@ -35,12 +35,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from retune.core.data import generate_problems
 from retune.core.solver import solve
+from retune.engines.inference import load_policy
 from retune.engines.training import TrainConfig, train
-from retune.models.positions import PositionTracker, scheme_of, token_texts
 from retune.plugins import get_registry
 
 TRAIN_LENGTHS = {"parity": (1, 10), "addition": (1, 8), "dp": (1, 5)}
@@ -49,63 +48,9 @@ QUICK_EVAL_LENGTHS = {"parity": [5, 10, 20, 50], "addition": [5, 8, 16, 32], "dp
 TEST_SEED = 99
 
 
-class GreedyPolicy:
-    """Batched greedy decoding with a KV cache: contexts are left-padded, position ids follow the model's scheme."""
-
-    def __init__(self, model_dir: Path, batch_size: int = 64, max_new_tokens: int = 2048):
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.scheme = scheme_of(self.model.config)
-        self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
-        self.eos = self.tokenizer.eos_token_id
-        self.pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos
-
-    def __call__(self, contexts):
-        out = []
-        for start in range(0, len(contexts), self.batch_size):
-            out += self._generate(list(contexts[start : start + self.batch_size]))
-        return out
-
-    @torch.no_grad()
-    def _generate(self, contexts: list[str]) -> list[str]:
-        encoded = self.tokenizer(contexts)["input_ids"]
-        n, width = len(contexts), max(len(ids) for ids in encoded)
-        ids = torch.full((n, width), self.pad, dtype=torch.long)
-        mask = torch.zeros((n, width), dtype=torch.long)
-        positions = torch.zeros((n, width), dtype=torch.long)
-        trackers = []
-        for row, prompt in enumerate(encoded):
-            tracker = PositionTracker(self.scheme)
-            ids[row, width - len(prompt) :] = torch.tensor(prompt)
-            mask[row, width - len(prompt) :] = 1
-            positions[row, width - len(prompt) :] = torch.tensor(tracker.extend(token_texts(prompt, self.tokenizer)))
-            trackers.append(tracker)
-        result = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
-        generated: list[list[int]] = [[] for _ in range(n)]
-        done = [False] * n
-        for _ in range(min(self.max_new_tokens, 4 * width + 64)):
-            tokens = result.logits[:, -1].argmax(-1).tolist()
-            next_positions = []
-            for row, token in enumerate(tokens):
-                if not done[row] and token == self.eos:
-                    done[row] = True
-                if not done[row]:
-                    generated[row].append(token)
-                    next_positions.append(trackers[row].push(token_texts([token], self.tokenizer)[0]))
-                else:
-                    next_positions.append(0)
-            if all(done):
-                break
-            mask = torch.cat([mask, torch.ones((n, 1), dtype=torch.long)], dim=1)
-            result = self.model(input_ids=torch.tensor(tokens).view(n, 1), attention_mask=mask,
-                                position_ids=torch.tensor(next_positions).view(n, 1),
-                                past_key_values=result.past_key_values, use_cache=True)
-        return [self.tokenizer.decode(g) for g in generated]
-
-
 def evaluate_model(model_dir: Path, task_name: str, method: str, lengths: list[int], n: int) -> list[dict]:
     task = get_registry().get(task_name)
-    policy = GreedyPolicy(model_dir)
+    policy = load_policy(model_dir, batch_size=64, max_new_tokens=1024)
     rows = []
     for length in lengths:
         problems = [p for _, p in generate_problems(task, [length], n, TEST_SEED)]

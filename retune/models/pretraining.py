@@ -22,9 +22,13 @@ digit strings (sometimes two of the same length joined by an operator). A record
 
 from __future__ import annotations
 
+import argparse
+import json
 import random
 import re
+import shutil
 import string
+import tempfile
 from pathlib import Path
 
 from retune.core.text import ANSWER, CALL, RETURN, SOLUTION
@@ -214,10 +218,6 @@ PRETRAINING_SETTINGS = {
 def pretrain(out: str | Path, work: str | Path | None = None, **overrides) -> Path:
     """Pretrain the default architecture from scratch on :func:`pretraining_records` and save the model
     (config, weights, tokenizer, ``pretraining.json``) in ``out``; ``work`` keeps the training run."""
-    import json
-    import shutil
-    import tempfile
-
     from retune.core.data import write_jsonl
     from retune.engines.training import TrainConfig, train
     from retune.engines.training.config import SCRATCH_MODEL
@@ -243,8 +243,6 @@ def pretrain(out: str | Path, work: str | Path | None = None, **overrides) -> Pa
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
-
     parser = argparse.ArgumentParser(description="Pretrain the default model (retune.models.pretraining).")
     parser.add_argument("--out", required=True, help="where the pretrained model goes")
     parser.add_argument("--work", help="run directory (kept; rerunning resumes from its last checkpoint)")
