@@ -287,3 +287,17 @@ def test_the_lean_forward_is_checked_against_the_model_and_used_only_when_equal(
     assert ModelPolicy(model, tokenizer, fast_forward=False)._lean is False
     assert ModelPolicy(model, tokenizer, attn_implementation="sdpa")._lean is False
     model.set_attn_implementation("eager")
+
+
+def test_the_cache_goes_by_the_name_the_forward_takes():
+    """Older transformers call the KV cache ``past_key_values``; passing ``cache`` there would drop it."""
+    from retune.engines.inference.policy import _cache_kwarg
+
+    class Old:
+        def forward(self, input_ids=None, past_key_values=None, **kwargs): ...
+
+    class New:
+        def forward(self, input_ids=None, cache=None, **kwargs): ...
+
+    assert _cache_kwarg(Old(), "kv") == {"past_key_values": "kv"}
+    assert _cache_kwarg(New(), "kv") == {"cache": "kv"}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from retune.engines.training.data import collate, encode_records
 from retune.models import build_tokenizer
@@ -81,3 +83,15 @@ def test_example_loss_weighs_every_example_equally():
     loss = _example_loss(logits, labels, divisor=2)
     per_token_0 = torch.nn.functional.cross_entropy(logits[0, :3], labels[0, 1:])
     assert loss.item() == pytest.approx((per_token_0.item() + torch.log(torch.tensor(3.0)).item()) / 2, rel=1e-5)
+
+
+@given(st.lists(st.sampled_from(["a", "[", "\n", "x\n", "[a", "", "]", " ", "b[", "\n["]), max_size=40),
+       st.integers(0, 40))
+def test_extend_equals_pushing_token_by_token(tokens, cut):
+    """The fast ``extend`` loop keeps the tracker's state exactly as ``push`` does, mixed in any order."""
+    one = PositionTracker("hierarchical")
+    expected = [one.push(token) for token in tokens]
+    two = PositionTracker("hierarchical")
+    got = two.extend(tokens[:cut]) + [two.push(token) for token in tokens[cut:cut + 2]] + two.extend(tokens[cut + 2:])
+    assert got == expected
+    assert vars(one) == vars(two)

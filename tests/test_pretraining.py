@@ -137,3 +137,10 @@ def test_missing_weights_are_a_one_line_error(tmp_path, monkeypatch):
     else:
         raise AssertionError("no error for missing weights")
     assert default.load_default_model(pretrained=False)[0].config.retune_position_scheme == "hierarchical"
+
+
+def test_parallel_records_are_the_same_records(monkeypatch):
+    from retune.models import pretraining
+
+    monkeypatch.setattr(pretraining, "PARALLEL_MIN", 0)
+    assert pretraining.pretraining_records(120, seed=3, processes=2) == pretraining.pretraining_records(120, seed=3)

@@ -58,24 +58,45 @@ class PositionTracker:
 
     def extend(self, tokens: Sequence[str] | str) -> list[int]:
         """Position ids of several tokens (a string is one token per character)."""
-        return [self.push(token) for token in tokens]
+        if self.scheme == "sequential":
+            return [self.push(token) for token in tokens]
+        # the loop of push() with the state in locals: encoding a large data set spends its time here
+        ids = []
+        index, line, segment, column, after_newline = self.index, self.line, self.segment, self.column, self.after_newline
+        for token in tokens:
+            index += 1
+            if after_newline:
+                line += 1
+                segment = column = 0
+            elif token[:1] == "[":
+                segment += 1
+                column = 0
+            else:
+                column += 1
+            after_newline = token[-1:] == "\n"
+            ids.append(line * LINE + segment * SEGMENT + column)
+        self.index, self.line, self.segment, self.column, self.after_newline = index, line, segment, column, after_newline
+        return ids
 
 
 def position_ids(text_or_tokens: str | Sequence[str] | Sequence[int], scheme: str = "hierarchical",
-                 tokenizer=None) -> list[int]:
+                 tokenizer=None, cache: dict[int, str] | None = None) -> list[int]:
     """Position ids of a whole text: a string (one token per character, as the default tokenizer encodes
-    it), a list of token texts, or a list of token ids with the ``tokenizer`` that decodes them."""
+    it), a list of token texts, or a list of token ids with the ``tokenizer`` that decodes them (``cache``:
+    a dict of token texts by id to reuse across calls, as :func:`token_texts`)."""
     if text_or_tokens and not isinstance(text_or_tokens, str) and isinstance(text_or_tokens[0], int):
         if tokenizer is None:
             raise ValueError("position ids of token ids need the tokenizer")
-        text_or_tokens = token_texts(text_or_tokens, tokenizer)
+        text_or_tokens = token_texts(text_or_tokens, tokenizer, cache)
     return PositionTracker(scheme).extend(text_or_tokens)
 
 
-def token_texts(ids: Sequence[int], tokenizer) -> list[str]:
-    """The text of every token (special tokens as their own text, which contains no newline)."""
-    ids = list(ids)
-    texts = {i: tokenizer.convert_tokens_to_string([tokenizer.convert_ids_to_tokens(i)]) for i in set(ids)}
+def token_texts(ids: Sequence[int], tokenizer, cache: dict[int, str] | None = None) -> list[str]:
+    """The text of every token (special tokens as their own text, which contains no newline); ``cache``
+    (filled as it goes) keeps the texts of one tokenizer across calls."""
+    texts = {} if cache is None else cache
+    for i in set(ids) - texts.keys():
+        texts[i] = tokenizer.convert_tokens_to_string([tokenizer.convert_ids_to_tokens(i)])
     return [texts[i] for i in ids]
 
 

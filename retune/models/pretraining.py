@@ -194,8 +194,24 @@ def pretraining_record(index: int, seed: int = 0) -> dict:
             "output": f"{prefix}{CALL}{target.render()}\n"}
 
 
-def pretraining_records(count: int, seed: int = 0) -> list[dict]:
-    return [pretraining_record(index, seed) for index in range(count)]
+PARALLEL_MIN = 20_000  # fewer records are drawn in this process (a pool costs seconds to start)
+
+
+def _record_range(args: tuple[int, int, int]) -> list[dict]:
+    start, stop, seed = args
+    return [pretraining_record(index, seed) for index in range(start, stop)]
+
+
+def pretraining_records(count: int, seed: int = 0, processes: int = 1) -> list[dict]:
+    """Records ``0 .. count-1`` of ``seed``; ``processes`` > 1 draws them in parallel (the same records)."""
+    if processes <= 1 or count < PARALLEL_MIN:
+        return _record_range((0, count, seed))
+    import multiprocessing
+
+    chunk = -(-count // (4 * processes))
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        parts = pool.map(_record_range, [(start, min(count, start + chunk), seed) for start in range(0, count, chunk)])
+    return [record for part in parts for record in part]
 
 
 # ---- the pretraining run ------------------------------------------------------------------------------------
@@ -212,32 +228,42 @@ PRETRAINING_SETTINGS = {
     "loss_normalization": "token",
     "balance_lengths": False,
     "position_scheme": "hierarchical",
+    "precision": "fp32",
 }
 
 
-def pretrain(out: str | Path, work: str | Path | None = None, **overrides) -> Path:
+def pretrain(out: str | Path, work: str | Path | None = None, time_budget: float | None = None, **overrides) -> Path:
     """Pretrain the default architecture from scratch on :func:`pretraining_records` and save the model
-    (config, weights, tokenizer, ``pretraining.json``) in ``out``; ``work`` keeps the training run."""
+    (config, weights, tokenizer, ``pretraining.json``) in ``out``; ``work`` keeps the training run.
+
+    ``time_budget`` (seconds) stops the run early; with the constant learning rate the weights are then those
+    of a run with ``max_steps`` set to the steps done, which is what ``pretraining.json`` records."""
+    import os
+
     from retune.core.data import write_jsonl
     from retune.engines.training import TrainConfig, train
     from retune.engines.training.config import SCRATCH_MODEL
 
     settings = {**PRETRAINING_SETTINGS, **overrides}
     work = Path(work or tempfile.mkdtemp(prefix="retune-pretrain-"))
+    work.mkdir(parents=True, exist_ok=True)
     data = work / "records.jsonl"
     if not data.is_file():
-        write_jsonl(pretraining_records(settings["records"], settings["seed"]), data)
+        write_jsonl(pretraining_records(settings["records"], settings["seed"], processes=os.cpu_count() or 1), data)
     run_dir = work / "run"
     config = TrainConfig(
         data=data, model=SCRATCH_MODEL, out=run_dir, resume=(run_dir / "checkpoints").is_dir(), save_every=500,
-        **{key: value for key, value in settings.items() if key != "records"},
+        time_budget=time_budget, **{key: value for key, value in settings.items() if key != "records"},
     )
     train(config)
+    log = (run_dir / "training_log.jsonl").read_text().splitlines()
+    steps = json.loads(log[-1])["step"] if log else 0
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
                  "tokenizer_config.json"):
         shutil.copy2(run_dir / name, out / name)
+    settings["max_steps"] = steps
     (out / "pretraining.json").write_text(json.dumps({"settings": settings, "data": "retune.models.pretraining.pretraining_records"}, indent=1) + "\n")
     return out
 
@@ -246,10 +272,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Pretrain the default model (retune.models.pretraining).")
     parser.add_argument("--out", required=True, help="where the pretrained model goes")
     parser.add_argument("--work", help="run directory (kept; rerunning resumes from its last checkpoint)")
-    parser.add_argument("--max-steps", type=int, default=PRETRAINING_SETTINGS["max_steps"])
-    parser.add_argument("--seed", type=int, default=PRETRAINING_SETTINGS["seed"])
+    for key, value in PRETRAINING_SETTINGS.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
+    parser.add_argument("--precision", default=PRETRAINING_SETTINGS["precision"], help="fp32, or auto: bf16 on a GPU")
+    parser.add_argument("--time-budget", type=float, help="seconds; stop early (pretraining.json records the steps)")
     args = parser.parse_args(argv)
-    print(pretrain(args.out, args.work, max_steps=args.max_steps, seed=args.seed))
+    overrides = {key: getattr(args, key) for key in PRETRAINING_SETTINGS if hasattr(args, key)}
+    overrides["precision"] = args.precision
+    print(pretrain(args.out, args.work, args.time_budget, **overrides))
 
 
 if __name__ == "__main__":

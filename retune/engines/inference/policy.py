@@ -32,6 +32,7 @@ batch 1, nothing cached), kept as a reference for tests and benchmarks.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -183,6 +184,18 @@ def _lean_llama_forward(model, input_ids, bias, position_ids, cache) -> torch.Te
     return model.lm_head(inner.norm(hidden[:, -1:]))[:, -1]
 
 
+_CACHE_NAMES: dict[type, str] = {}
+
+
+def _cache_kwarg(model, cache) -> dict:
+    """The KV cache as the model's forward names it: ``cache`` (recent transformers) or ``past_key_values``."""
+    name = _CACHE_NAMES.get(type(model))
+    if name is None:
+        parameters = inspect.signature(model.forward).parameters
+        name = _CACHE_NAMES[type(model)] = "cache" if "cache" in parameters else "past_key_values"
+    return {name: cache}
+
+
 @torch.inference_mode()
 def _lean_forward_matches(model, dtype) -> bool:
     """Whether :func:`_lean_llama_forward` gives exactly the model's own logits (prefill with padding, then a
@@ -207,8 +220,8 @@ def _lean_forward_matches(model, dtype) -> bool:
                 if lean:
                     run.append(_lean_llama_forward(model, x, b, p, cache))
                 else:
-                    run.append(model(input_ids=x, attention_mask=b, position_ids=p, cache=cache, use_cache=True,
-                                     logits_to_keep=1).logits[:, -1])
+                    run.append(model(input_ids=x, attention_mask=b, position_ids=p, use_cache=True,
+                                     logits_to_keep=1, **_cache_kwarg(model, cache)).logits[:, -1])
             outputs.append(run)
         return all(torch.equal(a, b) for a, b in zip(*outputs))
     except Exception:  # an architecture the lean copy does not cover
@@ -426,8 +439,8 @@ class ModelPolicy:
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 position_ids=position_ids,
-                cache=cache,
                 use_cache=True,
+                **_cache_kwarg(self.model, cache),
                 logits_to_keep=1,
             ).logits[:, -1, :]
         logits = logits.float()

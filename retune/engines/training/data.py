@@ -54,7 +54,7 @@ def encode_records(records: Sequence[dict], tokenizer, max_length: int,
         raise RetuneError("the tokenizer has no EOS token")
     prompts = tokenizer([r["input"] for r in records])["input_ids"]
     outputs = tokenizer([r["output"] for r in records], add_special_tokens=False)["input_ids"]
-    examples, dropped = [], []
+    examples, dropped, texts = [], [], {}
     for index, (prompt, output) in enumerate(zip(prompts, outputs)):
         ids = (*prompt, *output, tokenizer.eos_token_id)
         if len(ids) > max_length:
@@ -62,7 +62,7 @@ def encode_records(records: Sequence[dict], tokenizer, max_length: int,
         else:
             positions = None
             if position_scheme != "sequential":
-                positions = tuple(position_ids(ids, position_scheme, tokenizer))
+                positions = tuple(position_ids(ids, position_scheme, tokenizer, texts))
             examples.append(Example(index, ids, len(prompt), positions))
     if not examples:
         raise RetuneError(f"all {len(records)} records are longer than max_length {max_length} tokens")
