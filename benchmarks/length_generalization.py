@@ -77,7 +77,7 @@ def run_grid(args) -> dict:
                 config = TrainConfig(
                     tasks=[task], method=method, lengths=TRAIN_LENGTHS.get(task, (1, 8)), per_length=args.per_length,
                     max_steps=args.steps, scheduler=args.scheduler, warmup_steps=min(100, args.steps // 10), model=args.model,
-                    replay=args.replay,
+                    replay=args.replay, finetune=args.finetune,
                     lr=args.lr, batch_size=args.batch_size, out=run_dir, seed=seed, save_every=10**9,
                     progress=False, position_scheme=args.position_scheme, loss_normalization=args.loss_normalization,
                     balance_lengths=args.balance_lengths, bucket_batches=args.bucket_batches,
@@ -137,6 +137,8 @@ def main(argv=None) -> None:
     parser.add_argument("--replay", type=float, default=0.0, help="TrainConfig.replay")
     parser.add_argument("--model", default="default",
                         help="default (pretrained), default-scratch (no pretraining) or a model directory")
+    parser.add_argument("--finetune", default="auto", choices=["auto", "full", "lora"],
+                        help="TrainConfig.finetune (auto: LoRA for a model directory, full for the default model)")
     parser.add_argument("--position-scheme", default="hierarchical", choices=["auto", "sequential", "hierarchical"])
     parser.add_argument("--loss-normalization", default="example", choices=["token", "example"])
     parser.add_argument("--balance-lengths", action=argparse.BooleanOptionalAction, default=True,
