@@ -139,7 +139,7 @@ def main(argv=None) -> None:
                         help="default (pretrained), default-scratch (no pretraining) or a model directory")
     parser.add_argument("--finetune", default="auto", choices=["auto", "full", "lora"],
                         help="TrainConfig.finetune (auto: LoRA for a model directory, full for the default model)")
-    parser.add_argument("--position-scheme", default="hierarchical", choices=["auto", "sequential", "hierarchical"])
+    parser.add_argument("--position-scheme", default="hierarchical", choices=["auto", "sequential", "hierarchical", "words"])
     parser.add_argument("--loss-normalization", default="example", choices=["token", "example"])
     parser.add_argument("--balance-lengths", action=argparse.BooleanOptionalAction, default=True,
                         help="give every training length the same weight (TrainConfig.balance_lengths)")

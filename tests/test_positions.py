@@ -8,7 +8,15 @@ from hypothesis import strategies as st
 
 from retune.engines.training.data import collate, encode_records
 from retune.models import build_tokenizer
-from retune.models.positions import LINE, SEGMENT, PositionTracker, position_ids, scheme_of
+from retune.models.positions import (
+    LINE,
+    SEGMENT,
+    WORDS_LINE,
+    WORDS_SEGMENT,
+    PositionTracker,
+    position_ids,
+    scheme_of,
+)
 
 
 def test_hierarchical_ids_count_lines_brackets_and_columns():
@@ -85,13 +93,33 @@ def test_example_loss_weighs_every_example_equally():
     assert loss.item() == pytest.approx((per_token_0.item() + torch.log(torch.tensor(3.0)).item()) / 2, rel=1e-5)
 
 
-@given(st.lists(st.sampled_from(["a", "[", "\n", "x\n", "[a", "", "]", " ", "b[", "\n["]), max_size=40),
-       st.integers(0, 40))
-def test_extend_equals_pushing_token_by_token(tokens, cut):
+@given(st.lists(st.sampled_from(["a", "[", "\n", "x\n", "[a", "", "]", " ", "b[", "\n[", "a "]), max_size=40),
+       st.integers(0, 40), st.sampled_from(["hierarchical", "words", "sequential"]))
+def test_extend_equals_pushing_token_by_token(tokens, cut, scheme):
     """The fast ``extend`` loop keeps the tracker's state exactly as ``push`` does, mixed in any order."""
-    one = PositionTracker("hierarchical")
+    one = PositionTracker(scheme)
     expected = [one.push(token) for token in tokens]
-    two = PositionTracker("hierarchical")
+    two = PositionTracker(scheme)
     got = two.extend(tokens[:cut]) + [two.push(token) for token in tokens[cut:cut + 2]] + two.extend(tokens[cut + 2:])
     assert got == expected
     assert vars(one) == vars(two)
+
+
+def test_words_scheme_puts_both_operands_and_their_first_digits_at_constant_offsets():
+    """With a segment per word, the call copies ``a[1:]`` and ``b[1:]`` at one offset, and the answer line sees
+    ``a[0]`` and ``b[0]`` at offsets that do not depend on the operands' length."""
+    offsets = set()
+    for n in (2, 5, 17, 40):
+        a, b = "7" * n, "3" * n
+        text = f"{a} + {b}\nSolution: Call: {a[1:]} + {b[1:]}\nReturn: Carry 0, Output {'0' * (n - 1)}\nAnswer: "
+        ids = position_ids(text, "words")
+        call = text.index("Call: ") + len("Call: ")
+        a_copy = {ids[call + i] - ids[1 + i] for i in range(n - 1)}
+        b_copy = {ids[call + n + 2 + i] - ids[n + 4 + i] for i in range(n - 1)}
+        assert a_copy == b_copy and len(a_copy) == 1
+        answer = ids[-1]
+        offsets.add((a_copy.pop(), answer - ids[0], answer - ids[n + 3]))
+    assert len(offsets) == 1
+    (copy, to_a0, to_b0), = offsets
+    assert copy == WORDS_LINE + 2 * WORDS_SEGMENT - 1  # line 1, two segments on ("Solution:", "Call:"), a column back
+    assert to_a0 == 3 * WORDS_LINE + len("Answer: ") - 1 and to_b0 == to_a0 - 2 * WORDS_SEGMENT

@@ -8,6 +8,12 @@ element into the ``Call:`` line, a returned list into the answer) sits at a smal
 offset, however long the problem is; with plain sequential ids that offset grows with the problem. It is
 generic text structure (lines, brackets), with nothing task-specific.
 
+``"words"`` (opt-in, not yet measured) also starts a segment at every token that follows a space, with
+``WORDS_LINE`` and ``WORDS_SEGMENT`` spacing (up to 256 segments of 128 columns per line). Then every word,
+number and list item is its own segment: both operands of ``a + b`` copy into the call at the *same* constant
+offset, and the first digit of each operand sits at a constant offset from the answer line whatever the
+operands' length (with ``"hierarchical"`` the second operand's column grows with the first's length).
+
 ``"sequential"`` is ``0, 1, 2, ...`` (what a model does without explicit ids). The scheme of a model is the
 ``retune_position_scheme`` entry of its ``config.json`` (:data:`CONFIG_KEY`); a model without it uses
 sequential positions.
@@ -23,9 +29,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 CONFIG_KEY = "retune_position_scheme"
-SCHEMES = ("sequential", "hierarchical")
+SCHEMES = ("sequential", "hierarchical", "words")
 LINE = 8192
 SEGMENT = 1024
+# "words": more, shorter segments; ids stay below ~2**17 for a few lines, where float32 RoPE angles are exact
+# enough (the rotary embedding multiplies ids by its frequencies in float32)
+WORDS_LINE = 32768
+WORDS_SEGMENT = 128
 
 
 class PositionTracker:
@@ -39,6 +49,7 @@ class PositionTracker:
         self.line = self.segment = 0
         self.column = -1
         self.after_newline = False
+        self.after_space = False
 
     def push(self, token: str) -> int:
         """The position id of the next token, whose text is ``token``."""
@@ -48,17 +59,20 @@ class PositionTracker:
         if self.after_newline:
             self.line += 1
             self.segment = self.column = 0
-        elif token.startswith("["):
+        elif token.startswith("[") or (self.after_space and self.scheme == "words"):
             self.segment += 1
             self.column = 0
         else:
             self.column += 1
         self.after_newline = token.endswith("\n")
+        self.after_space = token.endswith(" ")
+        if self.scheme == "words":
+            return self.line * WORDS_LINE + self.segment * WORDS_SEGMENT + self.column
         return self.line * LINE + self.segment * SEGMENT + self.column
 
     def extend(self, tokens: Sequence[str] | str) -> list[int]:
         """Position ids of several tokens (a string is one token per character)."""
-        if self.scheme == "sequential":
+        if self.scheme != "hierarchical":
             return [self.push(token) for token in tokens]
         # the loop of push() with the state in locals: encoding a large data set spends its time here
         ids = []
@@ -76,6 +90,8 @@ class PositionTracker:
             after_newline = token[-1:] == "\n"
             ids.append(line * LINE + segment * SEGMENT + column)
         self.index, self.line, self.segment, self.column, self.after_newline = index, line, segment, column, after_newline
+        if len(tokens):
+            self.after_space = tokens[-1].endswith(" ")
         return ids
 
 
