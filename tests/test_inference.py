@@ -299,5 +299,12 @@ def test_the_cache_goes_by_the_name_the_forward_takes():
     class New:
         def forward(self, input_ids=None, cache=None, **kwargs): ...
 
+    class Wrapped:  # as a peft model: its forward takes **kwargs, the base model's names the cache
+        def forward(self, *args, **kwargs): ...
+
+        def get_base_model(self):
+            return New()
+
     assert _cache_kwarg(Old(), "kv") == {"past_key_values": "kv"}
     assert _cache_kwarg(New(), "kv") == {"cache": "kv"}
+    assert _cache_kwarg(Wrapped(), "kv") == {"cache": "kv"}

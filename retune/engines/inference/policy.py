@@ -191,7 +191,8 @@ def _cache_kwarg(model, cache) -> dict:
     """The KV cache as the model's forward names it: ``cache`` (recent transformers) or ``past_key_values``."""
     name = _CACHE_NAMES.get(type(model))
     if name is None:
-        parameters = inspect.signature(model.forward).parameters
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft wrapper takes **kwargs
+        parameters = inspect.signature(inner.forward).parameters
         name = _CACHE_NAMES[type(model)] = "cache" if "cache" in parameters else "past_key_values"
     return {name: cache}
 
