@@ -72,27 +72,7 @@ class PositionTracker:
 
     def extend(self, tokens: Sequence[str] | str) -> list[int]:
         """Position ids of several tokens (a string is one token per character)."""
-        if self.scheme != "hierarchical":
-            return [self.push(token) for token in tokens]
-        # the loop of push() with the state in locals: encoding a large data set spends its time here
-        ids = []
-        index, line, segment, column, after_newline = self.index, self.line, self.segment, self.column, self.after_newline
-        for token in tokens:
-            index += 1
-            if after_newline:
-                line += 1
-                segment = column = 0
-            elif token[:1] == "[":
-                segment += 1
-                column = 0
-            else:
-                column += 1
-            after_newline = token[-1:] == "\n"
-            ids.append(line * LINE + segment * SEGMENT + column)
-        self.index, self.line, self.segment, self.column, self.after_newline = index, line, segment, column, after_newline
-        if len(tokens):
-            self.after_space = tokens[-1].endswith(" ")
-        return ids
+        return [self.push(token) for token in tokens]
 
 
 def position_ids(text_or_tokens: str | Sequence[str] | Sequence[int], scheme: str = "hierarchical",

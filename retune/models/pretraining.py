@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import shutil
@@ -238,8 +239,6 @@ def pretrain(out: str | Path, work: str | Path | None = None, time_budget: float
 
     ``time_budget`` (seconds) stops the run early; with the constant learning rate the weights are then those
     of a run with ``max_steps`` set to the steps done, which is what ``pretraining.json`` records."""
-    import os
-
     from retune.core.data import write_jsonl
     from retune.engines.training import TrainConfig, train
     from retune.engines.training.config import SCRATCH_MODEL
@@ -272,15 +271,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Pretrain the default model (retune.models.pretraining).")
     parser.add_argument("--out", required=True, help="where the pretrained model goes")
     parser.add_argument("--work", help="run directory (kept; rerunning resumes from its last checkpoint)")
-    for key, value in PRETRAINING_SETTINGS.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
-    parser.add_argument("--precision", default=PRETRAINING_SETTINGS["precision"], help="fp32, or auto: bf16 on a GPU")
+    settings = {key: value for key, value in PRETRAINING_SETTINGS.items() if not isinstance(value, bool)}
+    for key, value in settings.items():  # e.g. --batch-size 128, --precision auto (bf16 on a GPU)
+        parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
     parser.add_argument("--time-budget", type=float, help="seconds; stop early (pretraining.json records the steps)")
     args = parser.parse_args(argv)
-    overrides = {key: getattr(args, key) for key in PRETRAINING_SETTINGS if hasattr(args, key)}
-    overrides["precision"] = args.precision
-    print(pretrain(args.out, args.work, args.time_budget, **overrides))
+    print(pretrain(args.out, args.work, args.time_budget, **{key: getattr(args, key) for key in settings}))
 
 
 if __name__ == "__main__":
