@@ -77,7 +77,8 @@ def run_grid(args) -> dict:
                 config = TrainConfig(
                     tasks=[task], method=method, lengths=TRAIN_LENGTHS.get(task, (1, 8)), per_length=args.per_length,
                     max_steps=args.steps, scheduler=args.scheduler, warmup_steps=min(100, args.steps // 10), model=args.model,
-                    replay=args.replay, finetune=args.finetune,
+                    replay=args.replay, finetune=args.finetune, lora_r=args.lora_r, lora_alpha=args.lora_r,
+                    lora_targets=args.lora_targets, trainable=args.trainable,
                     lr=args.lr, batch_size=args.batch_size, out=run_dir, seed=seed, save_every=10**9,
                     progress=False, position_scheme=args.position_scheme, loss_normalization=args.loss_normalization,
                     balance_lengths=args.balance_lengths, bucket_batches=args.bucket_batches,
@@ -87,7 +88,9 @@ def run_grid(args) -> dict:
                 train_s = time.perf_counter() - started
                 for row in evaluate_model(run_dir, task, method, eval_lengths[task], args.n):
                     rows.append({"task": task, "method": method, "seed": seed,
-                                 "train_lengths": list(config.lengths), "train_s": round(train_s, 1), **row})
+                                 "train_lengths": list(config.lengths), "train_s": round(train_s, 1),
+                                 "finetune": config.finetune, "lr": config.lr,
+                                 "lora_targets": config.lora_targets if config.finetune == "lora" else None, **row})
                     print(json.dumps(rows[-1]), flush=True)
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -131,7 +134,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=3000, help="optimizer steps per training run")
     parser.add_argument("--per-length", type=int, default=600, help="training problems per length")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, help="TrainConfig.lr (default: its auto choice)")
     parser.add_argument("--scheduler", default="constant", choices=["constant", "cosine"],
                         help="after 100 warmup steps (constant: what `retune run` uses under a time budget)")
     parser.add_argument("--replay", type=float, default=0.0, help="TrainConfig.replay")
@@ -139,8 +142,13 @@ def main(argv=None) -> None:
                         help="default (pretrained), default-scratch (no pretraining) or a model directory")
     parser.add_argument("--finetune", default="auto", choices=["auto", "full", "lora"],
                         help="TrainConfig.finetune (auto: LoRA for a model directory, full for the default model)")
-    parser.add_argument("--position-scheme", default="hierarchical", choices=["auto", "sequential", "hierarchical", "words"])
-    parser.add_argument("--loss-normalization", default="example", choices=["token", "example"])
+    parser.add_argument("--lora-targets", type=lambda s: s.split(","),
+                        help="TrainConfig.lora_targets (default: its auto choice), e.g. q_proj,k_proj,v_proj,o_proj")
+    parser.add_argument("--trainable", type=lambda s: s.split(","), default=[],
+                        help="TrainConfig.trainable (full fine-tuning of these parameters only), e.g. mlp")
+    parser.add_argument("--lora-r", type=int, default=64, help="TrainConfig.lora_r (alpha is set equal)")
+    parser.add_argument("--position-scheme", default="auto", choices=["auto", "sequential", "hierarchical", "words"])
+    parser.add_argument("--loss-normalization", default="token", choices=["token", "example"])
     parser.add_argument("--balance-lengths", action=argparse.BooleanOptionalAction, default=True,
                         help="give every training length the same weight (TrainConfig.balance_lengths)")
     parser.add_argument("--bucket-batches", type=int, default=64, help="TrainConfig.bucket_batches (1: random batches)")

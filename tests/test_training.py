@@ -183,6 +183,29 @@ def test_lora_trains_only_the_adapter_and_reloads(tmp_path):
         assert torch.allclose(merged(ids).logits, with_adapter(ids).logits, atol=1e-5)
 
 
+def test_auto_finetuning_adapts_the_default_models_mlps_and_a_model_dirs_attention(tmp_path, tiny_model_dir):
+    default = TrainConfig(out=tmp_path / "a", model="default")
+    assert (default.finetune, default.lora_targets, default.lr) == ("lora", ["gate_proj", "up_proj", "down_proj"], 1e-3)
+    scratch = TrainConfig(out=tmp_path / "b", model="default-scratch")
+    assert (scratch.finetune, scratch.lr) == ("full", 1e-3)
+    directory = TrainConfig(out=tmp_path / "c", model=str(tiny_model_dir))
+    assert (directory.finetune, directory.lora_targets) == ("lora", ["q_proj", "k_proj", "v_proj", "o_proj"])
+    assert TrainConfig(out=tmp_path / "d", model="default", lora_targets="q_proj").lora_targets == ["q_proj"]
+
+
+def test_full_finetuning_of_named_parameters_leaves_the_rest_untouched(tmp_path, tiny_model_dir):
+    run_dir = train(tiny_config(tmp_path, tiny_model_dir, finetune="full", trainable="mlp", lr=5e-2, max_steps=3),
+                    parity_records(3))
+    trained = torch.load(latest_checkpoint(run_dir) / "weights.pt")
+    assert trained and all(".mlp." in name for name in trained)
+    before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(run_dir / "model.safetensors")
+    assert all(torch.equal(before[name], after[name]) for name in before if ".mlp." not in name)
+    assert any(not torch.equal(before[name], after[name]) for name in before if ".mlp." in name)
+    with pytest.raises(RetuneError, match="no parameter name contains any of nothing_here"):
+        train(tiny_config(tmp_path / "none", tiny_model_dir, finetune="full", trainable="nothing_here", max_steps=1),
+              parity_records(2))
+
+
 def test_unmerged_lora_run_dir_loads_as_base_plus_adapter(tmp_path, tiny_model_dir):
     run_dir = train(tiny_config(tmp_path, tiny_model_dir, finetune="lora", lora_r=2, merge_lora=False, max_steps=2),
                     parity_records(2))

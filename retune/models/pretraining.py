@@ -218,13 +218,13 @@ def pretraining_records(count: int, seed: int = 0, processes: int = 1) -> list[d
 # ---- the pretraining run ------------------------------------------------------------------------------------
 
 PRETRAINING_SETTINGS = {
-    "records": 150_000,
+    "records": 200_000,
     "seed": 0,
     "lr": 1e-3,
     "warmup_steps": 200,
     "scheduler": "constant",
-    "batch_size": 16,
-    "max_steps": 8000,
+    "batch_size": 128,
+    "max_steps": 8935,
     "max_length": 1200,
     "loss_normalization": "token",
     "balance_lengths": False,

@@ -34,12 +34,15 @@ def _default(name: str) -> str:
 @click.option("--per-length", type=int, help=f"Problems per length. {_default('per_length')}")
 @click.option("--data", type=click.Path(dir_okay=False), help="JSONL file of records (instead of --task).")
 @click.option("--model", help="'default' (the embedded pretrained model), 'default-scratch' (the same, untrained) or a transformers model directory. [default: default]")
-@click.option("--lora", "finetune", flag_value="lora", default=None, help="LoRA fine-tuning (default for a model dir).")
-@click.option("--full", "finetune", flag_value="full", help="Full fine-tuning (default for the default model).")
+@click.option("--lora", "finetune", flag_value="lora", default=None, help="LoRA fine-tuning (the default, except for default-scratch).")
+@click.option("--full", "finetune", flag_value="full", help="Full fine-tuning (the default for default-scratch).")
 @click.option("--lora-r", type=int, help=_default("lora_r"))
 @click.option("--lora-alpha", type=int, help=_default("lora_alpha"))
 @click.option("--lora-dropout", type=float, help=_default("lora_dropout"))
-@click.option("--lora-targets", help=f"Comma-separated module names. {_default('lora_targets')}")
+@click.option("--lora-targets", help="Comma-separated module names. [default: gate_proj,up_proj,down_proj for the "
+              "default model, q_proj,k_proj,v_proj,o_proj for a model dir]")
+@click.option("--trainable", help="Full fine-tuning of the parameters whose names contain one of these "
+              "(comma-separated, e.g. mlp). [default: all]")
 @click.option("--merge-lora/--no-merge-lora", default=None, help="Also save the merged model. [default: merge]")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory (required).")
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")

@@ -8,6 +8,12 @@ Defaults for the default model (batch 16, lr 1e-3, constant schedule) come from 
 cores: over 200 steps of parity Re-Tuning the mean loss of the last 50 steps was 0.246 with a constant lr
 and 0.257 with cosine decay after 20 warmup steps; a constant lr also needs no known horizon, so it suits
 time budgets (and it is the paper's schedule).
+
+The default model is fine-tuned with LoRA on its MLPs (``gate_proj``/``up_proj``/``down_proj``, r=64) and its
+attention frozen: its pretraining taught the attention to copy lines of any length, which every recursive
+call needs beyond the training lengths, and full fine-tuning on short problems unlearns that (addition
+trained on 1-8 digits, 16 digits: 0.00 with full fine-tuning of everything or of the MLPs alone, 0.55-0.60
+with LoRA on the MLPs, 0.00 with LoRA on the attention; docs/length-generalization.md, session 4).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ DEFAULT_MODEL = "default"  # the embedded default model with its shipped pretrai
 SCRATCH_MODEL = "default-scratch"  # the same architecture, freshly initialised (pretraining, ablations)
 EMBEDDED_MODELS = (DEFAULT_MODEL, SCRATCH_MODEL)
 CONFIG_FILE = "train_config.json"
+ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
+DEFAULT_MODEL_LORA_TARGETS = ("gate_proj", "up_proj", "down_proj")
 
 # Settings that may change when a run is resumed; every other one must match the run's saved config.
 RESUMABLE_CHANGES = frozenset(
@@ -63,12 +71,20 @@ class TrainConfig(BaseModel):
     model: str = Field(DEFAULT_MODEL, description="'default' (the embedded pretrained model), 'default-scratch' "
                        "(the same, freshly initialised) or a transformers model directory")
     finetune: Literal["auto", "full", "lora"] = Field(
-        "auto", description="auto: full for the default model, LoRA for a model directory"
+        "auto", description="auto: LoRA, except full fine-tuning for 'default-scratch' (no skills to keep)"
+    )
+    trainable: list[str] = Field(
+        default_factory=list, description="full fine-tuning trains only the parameters whose names contain one of "
+        "these (e.g. 'mlp': attention, embeddings and head stay frozen); empty: all"
     )
     lora_r: int = Field(64, ge=1)
     lora_alpha: int = Field(64, ge=1)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
-    lora_targets: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    lora_targets: list[str] | None = Field(
+        None, description="modules LoRA adapts; auto: the MLPs of the default model (its pretrained attention "
+        "holds the copy skills that calls need beyond the training lengths), the attention projections of a "
+        "model directory (the paper's choice)"
+    )
     merge_lora: bool = Field(True, description="also save the merged full model in the run dir (LoRA only)")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 (else fp16) mixed precision on a GPU, fp32 on CPU"
@@ -88,7 +104,7 @@ class TrainConfig(BaseModel):
         "(few distinct short problems exist; without it the base case and short calls are rarely seen)"
     )
     loss_normalization: Literal["token", "example"] = Field(
-        "example", description="example: mean over each example's supervised tokens, then over examples (every "
+        "token", description="example: mean over each example's supervised tokens, then over examples (every "
         "decision of a recursion weighs the same, however long its text); token: mean over all supervised tokens"
     )
     replay: float = Field(
@@ -113,7 +129,7 @@ class TrainConfig(BaseModel):
     resume: bool = Field(False, description="continue from the run dir's latest checkpoint")
     progress: bool = Field(True, description="show a progress bar")
 
-    @field_validator("tasks", "lora_targets", mode="before")
+    @field_validator("tasks", "lora_targets", "trainable", mode="before")
     @classmethod
     def _split_names(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -149,7 +165,9 @@ class TrainConfig(BaseModel):
         if self.tasks and self.data is not None:
             raise ValueError("give tasks or a data file, not both")
         if self.finetune == "auto":
-            self.finetune = "full" if self.model in EMBEDDED_MODELS else "lora"
+            self.finetune = "full" if self.model == SCRATCH_MODEL else "lora"
+        if self.lora_targets is None:
+            self.lora_targets = list(DEFAULT_MODEL_LORA_TARGETS if self.model == DEFAULT_MODEL else ATTENTION)
         if self.lr is None:
             self.lr = 1e-3 if self.model in EMBEDDED_MODELS else 2e-4 if self.finetune == "lora" else 2e-5
         if self.scheduler == "cosine" and self.max_steps is None and self.epochs is None and self.time_budget:

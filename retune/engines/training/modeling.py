@@ -58,9 +58,15 @@ def load_model(config: TrainConfig, mixed: str):
 
 
 def prepare_finetuning(model, config: TrainConfig):
-    """The model with exactly the parameters to train left trainable (all, or a fresh LoRA adapter)."""
+    """The model with exactly the parameters to train left trainable (all, those named in ``trainable``, or a
+    fresh LoRA adapter)."""
     if config.finetune == "full":
-        model.requires_grad_(True)
+        model.requires_grad_(not config.trainable)
+        for name, parameter in model.named_parameters():
+            if any(part in name for part in config.trainable):
+                parameter.requires_grad_(True)
+        if not any(p.requires_grad for p in model.parameters()):
+            raise RetuneError(f"no parameter name contains any of {','.join(config.trainable)} (trainable)")
         return model
     lora = LoraConfig(
         task_type="CAUSAL_LM",
