@@ -217,6 +217,9 @@ def pretraining_records(count: int, seed: int = 0, processes: int = 1) -> list[d
 
 # ---- the pretraining run ------------------------------------------------------------------------------------
 
+# The settings of the shipped weights (retune/models/pretrained): one H100 GPU ran them in 370 s, fp32; on 2 CPU
+# cores the same run takes many hours. ``python -m retune.models.pretraining --out DIR`` repeats them (GPU
+# kernels are not bit-reproducible, so a rerun gives equivalent, not identical, weights).
 PRETRAINING_SETTINGS = {
     "records": 200_000,
     "seed": 0,
