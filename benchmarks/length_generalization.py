@@ -9,8 +9,8 @@ For every (task, method, seed) it trains the default model with :func:`retune.en
 problems of the task's training lengths (records of every method come from ``build_records``; the longest
 problem in any record is the "training length"), then solves ``--n`` fresh problems (test seed 99, disjoint
 from the training seed's draws) of every evaluation length with the real solver and a batched greedy
-policy, and scores exact answers. Training is step-matched (``--steps``; constant lr after warmup by default,
-``--scheduler cosine`` otherwise), so results do not depend on the machine's load; the wall time of each run
+policy, and scores exact answers. Training is step-matched (``--steps``; the trainer's own
+schedule by default: cosine after warmup for the default model), so results do not depend on the machine's load; the wall time of each run
 is recorded too. ``--model`` picks the starting point: ``default`` (the shipped pretrained default model),
 ``default-scratch`` (the same architecture untrained) or a model directory.
 
@@ -76,7 +76,7 @@ def run_grid(args) -> dict:
                 run_dir = root / f"{task}-{method}-seed{seed}"
                 config = TrainConfig(
                     tasks=[task], method=method, lengths=TRAIN_LENGTHS.get(task, (1, 8)), per_length=args.per_length,
-                    max_steps=args.steps, scheduler=args.scheduler, warmup_steps=min(100, args.steps // 10), model=args.model,
+                    max_steps=args.steps, scheduler=args.scheduler, warmup_steps=args.warmup_steps, model=args.model,
                     replay=args.replay, finetune=args.finetune, lora_r=args.lora_r, lora_alpha=args.lora_r,
                     lora_targets=args.lora_targets, trainable=args.trainable,
                     lr=args.lr, batch_size=args.batch_size, out=run_dir, seed=seed, save_every=10**9,
@@ -89,7 +89,7 @@ def run_grid(args) -> dict:
                 for row in evaluate_model(run_dir, task, method, eval_lengths[task], args.n):
                     rows.append({"task": task, "method": method, "seed": seed,
                                  "train_lengths": list(config.lengths), "train_s": round(train_s, 1),
-                                 "finetune": config.finetune, "lr": config.lr,
+                                 "finetune": config.finetune, "lr": config.lr, "scheduler": config.scheduler,
                                  "lora_targets": config.lora_targets if config.finetune == "lora" else None, **row})
                     print(json.dumps(rows[-1]), flush=True)
     return {
@@ -135,8 +135,9 @@ def main(argv=None) -> None:
     parser.add_argument("--per-length", type=int, default=600, help="training problems per length")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, help="TrainConfig.lr (default: its auto choice)")
-    parser.add_argument("--scheduler", default="constant", choices=["constant", "cosine"],
-                        help="after 100 warmup steps (constant: what `retune run` uses under a time budget)")
+    parser.add_argument("--scheduler", default="auto", choices=["auto", "constant", "cosine"],
+                        help="TrainConfig.scheduler (auto: cosine for the default model, else constant)")
+    parser.add_argument("--warmup-steps", type=int, help="TrainConfig.warmup_steps (default: its auto choice)")
     parser.add_argument("--replay", type=float, default=0.0, help="TrainConfig.replay")
     parser.add_argument("--model", default="default",
                         help="default (pretrained), default-scratch (no pretraining) or a model directory")

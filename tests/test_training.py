@@ -184,12 +184,16 @@ def test_lora_trains_only_the_adapter_and_reloads(tmp_path):
 
 
 def test_auto_finetuning_adapts_the_default_models_mlps_and_a_model_dirs_attention(tmp_path, tiny_model_dir):
-    default = TrainConfig(out=tmp_path / "a", model="default")
-    assert (default.finetune, default.lora_targets, default.lr) == ("lora", ["gate_proj", "up_proj", "down_proj"], 1e-3)
-    scratch = TrainConfig(out=tmp_path / "b", model="default-scratch")
-    assert (scratch.finetune, scratch.lr) == ("full", 1e-3)
-    directory = TrainConfig(out=tmp_path / "c", model=str(tiny_model_dir))
+    default = TrainConfig(out=tmp_path / "a", model="default", max_steps=4000)
+    assert (default.finetune, default.lora_targets, default.lr) == ("lora", ["gate_proj", "up_proj", "down_proj"], 2e-3)
+    assert (default.scheduler, default.warmup_steps) == ("cosine", 100)
+    budget_only = TrainConfig(out=tmp_path / "a2", model="default", time_budget=60)
+    assert (budget_only.scheduler, budget_only.warmup_steps) == ("constant", 0)  # no horizon for a cosine
+    scratch = TrainConfig(out=tmp_path / "b", model="default-scratch", max_steps=50)
+    assert (scratch.finetune, scratch.lr, scratch.scheduler, scratch.warmup_steps) == ("full", 1e-3, "constant", 0)
+    directory = TrainConfig(out=tmp_path / "c", model=str(tiny_model_dir), max_steps=50)
     assert (directory.finetune, directory.lora_targets) == ("lora", ["q_proj", "k_proj", "v_proj", "o_proj"])
+    assert (directory.lr, directory.scheduler, directory.warmup_steps) == (2e-4, "constant", 0)
     assert TrainConfig(out=tmp_path / "d", model="default", lora_targets="q_proj").lora_targets == ["q_proj"]
 
 

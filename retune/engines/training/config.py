@@ -93,10 +93,16 @@ class TrainConfig(BaseModel):
     # ---- optimisation --------------------------------------------------------------------------------
     batch_size: int = Field(16, ge=1, description="examples per micro-batch and process")
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
-    lr: float | None = Field(None, gt=0, description="auto: 1e-3 default model, 2e-4 LoRA, 2e-5 full fine-tuning")
+    lr: float | None = Field(
+        None, gt=0, description="auto: 2e-3 default model, 1e-3 default-scratch, 2e-4 LoRA, 2e-5 full fine-tuning"
+    )
     weight_decay: float = Field(0.0, ge=0)
-    scheduler: Literal["constant", "cosine"] = Field("constant", description="after linear warmup")
-    warmup_steps: int = Field(0, ge=0)
+    scheduler: Literal["auto", "constant", "cosine"] = Field(
+        "auto", description="after linear warmup; auto: cosine for the default model when max_steps or epochs "
+        "fix the horizon, else constant"
+    )
+    warmup_steps: int | None = Field(None, ge=0, description="auto: min(100, max_steps / 10) for the default "
+                                     "model with max_steps, else 0")
     max_grad_norm: float | None = Field(1.0, gt=0)
     bucket_batches: int = Field(64, ge=1, description="batches per length-sorted bucket")
     balance_lengths: bool = Field(
@@ -169,7 +175,13 @@ class TrainConfig(BaseModel):
         if self.lora_targets is None:
             self.lora_targets = list(DEFAULT_MODEL_LORA_TARGETS if self.model == DEFAULT_MODEL else ATTENTION)
         if self.lr is None:
-            self.lr = 1e-3 if self.model in EMBEDDED_MODELS else 2e-4 if self.finetune == "lora" else 2e-5
+            self.lr = (2e-3 if self.model == DEFAULT_MODEL else 1e-3 if self.model == SCRATCH_MODEL
+                       else 2e-4 if self.finetune == "lora" else 2e-5)
+        recipe = self.model == DEFAULT_MODEL  # the default model's measured fine-tuning recipe
+        if self.scheduler == "auto":
+            self.scheduler = "cosine" if recipe and (self.max_steps or self.epochs) else "constant"
+        if self.warmup_steps is None:
+            self.warmup_steps = min(100, self.max_steps // 10) if recipe and self.max_steps else 0
         if self.scheduler == "cosine" and self.max_steps is None and self.epochs is None and self.time_budget:
             raise ValueError("a cosine schedule under a time budget needs max_steps or epochs too")
         return self
