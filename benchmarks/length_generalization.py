@@ -10,7 +10,7 @@ problems of the task's training lengths (records of every method come from ``bui
 problem in any record is the "training length"), then solves ``--n`` fresh problems (test seed 99, disjoint
 from the training seed's draws) of every evaluation length with the real solver and a batched greedy
 policy, and scores exact answers. Training is step-matched (``--steps``; the trainer's own
-schedule by default: cosine after warmup for the default model), so results do not depend on the machine's load; the wall time of each run
+schedule (constant after warmup unless ``--scheduler cosine``), so results do not depend on the machine's load; the wall time of each run
 is recorded too. ``--model`` picks the starting point: ``default`` (the shipped pretrained default model),
 ``default-scratch`` (the same architecture untrained) or a model directory.
 
@@ -48,6 +48,15 @@ QUICK_EVAL_LENGTHS = {"parity": [5, 10, 20, 50], "addition": [5, 8, 16, 32], "dp
 TEST_SEED = 99
 
 
+def _given(args, *names) -> dict:
+    """The TrainConfig settings among ``names`` given on the command line (the rest keep the trainer's defaults);
+    warmup defaults to min(100, steps / 10)."""
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if "warmup_steps" in names:
+        given.setdefault("warmup_steps", min(100, args.steps // 10))
+    return given
+
+
 def evaluate_model(model_dir: Path, task_name: str, method: str, lengths: list[int], n: int) -> list[dict]:
     task = get_registry().get(task_name)
     policy = load_policy(model_dir, batch_size=64, max_new_tokens=1024)
@@ -76,11 +85,11 @@ def run_grid(args) -> dict:
                 run_dir = root / f"{task}-{method}-seed{seed}"
                 config = TrainConfig(
                     tasks=[task], method=method, lengths=TRAIN_LENGTHS.get(task, (1, 8)), per_length=args.per_length,
-                    max_steps=args.steps, scheduler=args.scheduler, warmup_steps=args.warmup_steps, model=args.model,
+                    max_steps=args.steps, scheduler=args.scheduler, model=args.model,
                     replay=args.replay, finetune=args.finetune, lora_r=args.lora_r, lora_alpha=args.lora_r,
                     lora_targets=args.lora_targets, trainable=args.trainable,
                     lr=args.lr, batch_size=args.batch_size, out=run_dir, seed=seed, save_every=10**9,
-                    progress=False, position_scheme=args.position_scheme, loss_normalization=args.loss_normalization,
+                    progress=False, position_scheme=args.position_scheme, **_given(args, "loss_normalization", "warmup_steps"),
                     balance_lengths=args.balance_lengths, bucket_batches=args.bucket_batches,
                 )
                 started = time.perf_counter()
@@ -135,9 +144,8 @@ def main(argv=None) -> None:
     parser.add_argument("--per-length", type=int, default=600, help="training problems per length")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, help="TrainConfig.lr (default: its auto choice)")
-    parser.add_argument("--scheduler", default="auto", choices=["auto", "constant", "cosine"],
-                        help="TrainConfig.scheduler (auto: cosine for the default model, else constant)")
-    parser.add_argument("--warmup-steps", type=int, help="TrainConfig.warmup_steps (default: its auto choice)")
+    parser.add_argument("--scheduler", default="constant", choices=["constant", "cosine"], help="TrainConfig.scheduler")
+    parser.add_argument("--warmup-steps", type=int, help="TrainConfig.warmup_steps (default: min(100, steps / 10))")
     parser.add_argument("--replay", type=float, default=0.0, help="TrainConfig.replay")
     parser.add_argument("--model", default="default",
                         help="default (pretrained), default-scratch (no pretraining) or a model directory")
@@ -149,7 +157,7 @@ def main(argv=None) -> None:
                         help="TrainConfig.trainable (full fine-tuning of these parameters only), e.g. mlp")
     parser.add_argument("--lora-r", type=int, default=64, help="TrainConfig.lora_r (alpha is set equal)")
     parser.add_argument("--position-scheme", default="auto", choices=["auto", "sequential", "hierarchical", "words"])
-    parser.add_argument("--loss-normalization", default="token", choices=["token", "example"])
+    parser.add_argument("--loss-normalization", choices=["token", "example"], help="TrainConfig.loss_normalization")
     parser.add_argument("--balance-lengths", action=argparse.BooleanOptionalAction, default=True,
                         help="give every training length the same weight (TrainConfig.balance_lengths)")
     parser.add_argument("--bucket-batches", type=int, default=64, help="TrainConfig.bucket_batches (1: random batches)")

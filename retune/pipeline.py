@@ -24,11 +24,8 @@ from retune.core.methods import METHODS, check_method
 
 RUN_CONFIG = "run_config.json"
 RUN_STATE = "run_state.json"
-# Training per method when neither steps nor a budget is given: DEFAULT_METHOD_STEPS optimizer steps (the default
-# model's cosine schedule is measured over 4,000 steps), capped at DEFAULT_METHOD_BUDGET seconds (issue #5 allows
-# 10 minutes per method on 2 CPU cores; see docs/length-generalization.md).
-DEFAULT_METHOD_STEPS = 4000
-DEFAULT_METHOD_BUDGET = 600.0
+DEFAULT_METHOD_BUDGET = 400.0  # seconds of training per method when no budget is given (the default model's
+# combine steps are learned after ~600-1,200 steps; see docs/length-generalization.md)
 # Settings a resumed run may change: they do not alter what was already trained or measured.
 RESUMABLE = {"progress", "eval_batch_size"}
 
@@ -70,11 +67,8 @@ class RunConfig(BaseModel):
         for task in tasks:
             task.check_length(train[0])
         evals = self.eval_lengths or default_eval_lengths(train, max(t.default_eval_lengths[1] for t in tasks))
-        steps, budget = self.max_steps, self.time_budget
-        if not (steps or budget):
-            steps, budget = DEFAULT_METHOD_STEPS, DEFAULT_METHOD_BUDGET * len(self.methods)
-        return self.model_copy(update={"train_lengths": tuple(train), "eval_lengths": evals, "max_steps": steps,
-                                       "time_budget": budget})
+        budget = self.time_budget if (self.time_budget or self.max_steps) else DEFAULT_METHOD_BUDGET * len(self.methods)
+        return self.model_copy(update={"train_lengths": tuple(train), "eval_lengths": evals, "time_budget": budget})
 
 
 def default_eval_lengths(train: tuple[int, int], cap: int) -> list[int]:

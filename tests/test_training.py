@@ -183,17 +183,13 @@ def test_lora_trains_only_the_adapter_and_reloads(tmp_path):
         assert torch.allclose(merged(ids).logits, with_adapter(ids).logits, atol=1e-5)
 
 
-def test_auto_finetuning_adapts_the_default_models_mlps_and_a_model_dirs_attention(tmp_path, tiny_model_dir):
-    default = TrainConfig(out=tmp_path / "a", model="default", max_steps=4000)
-    assert (default.finetune, default.lora_targets, default.lr) == ("lora", ["gate_proj", "up_proj", "down_proj"], 2e-3)
-    assert (default.scheduler, default.warmup_steps) == ("cosine", 100)
-    budget_only = TrainConfig(out=tmp_path / "a2", model="default", time_budget=60)
-    assert (budget_only.scheduler, budget_only.warmup_steps) == ("constant", 0)  # no horizon for a cosine
-    scratch = TrainConfig(out=tmp_path / "b", model="default-scratch", max_steps=50)
-    assert (scratch.finetune, scratch.lr, scratch.scheduler, scratch.warmup_steps) == ("full", 1e-3, "constant", 0)
-    directory = TrainConfig(out=tmp_path / "c", model=str(tiny_model_dir), max_steps=50)
-    assert (directory.finetune, directory.lora_targets) == ("lora", ["q_proj", "k_proj", "v_proj", "o_proj"])
-    assert (directory.lr, directory.scheduler, directory.warmup_steps) == (2e-4, "constant", 0)
+def test_auto_finetuning_full_for_the_default_model_lora_on_its_mlps_or_a_model_dirs_attention(tmp_path, tiny_model_dir):
+    default = TrainConfig(out=tmp_path / "a", model="default")
+    assert (default.finetune, default.lr, default.scheduler, default.loss_normalization) == ("full", 1e-3, "constant", "example")
+    assert TrainConfig(out=tmp_path / "b", model="default", finetune="lora").lora_targets == ["gate_proj", "up_proj", "down_proj"]
+    directory = TrainConfig(out=tmp_path / "c", model=str(tiny_model_dir))
+    assert (directory.finetune, directory.lr) == ("lora", 2e-4)
+    assert directory.lora_targets == ["q_proj", "k_proj", "v_proj", "o_proj"]
     assert TrainConfig(out=tmp_path / "d", model="default", lora_targets="q_proj").lora_targets == ["q_proj"]
 
 
