@@ -9,8 +9,8 @@ For every (task, method, seed) it trains the default model with :func:`retune.en
 problems of the task's training lengths (records of every method come from ``build_records``; the longest
 problem in any record is the "training length"), then solves ``--n`` fresh problems (test seed 99, disjoint
 from the training seed's draws) of every evaluation length with the real solver and a batched greedy
-policy, and scores exact answers. Training is step-matched (``--steps``; the trainer's own
-schedule (constant after warmup unless ``--scheduler cosine``), so results do not depend on the machine's load; the wall time of each run
+policy, and scores exact answers. Training is step-matched (``--steps``; constant lr after warmup unless
+``--scheduler cosine``), so results do not depend on the machine's load; the wall time of each run
 is recorded too. ``--model`` picks the starting point: ``default`` (the shipped pretrained default model),
 ``default-scratch`` (the same architecture untrained) or a model directory.
 
@@ -48,15 +48,6 @@ QUICK_EVAL_LENGTHS = {"parity": [5, 10, 20, 50], "addition": [5, 8, 16, 32], "dp
 TEST_SEED = 99
 
 
-def _given(args, *names) -> dict:
-    """The TrainConfig settings among ``names`` given on the command line (the rest keep the trainer's defaults);
-    warmup defaults to min(100, steps / 10)."""
-    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    if "warmup_steps" in names:
-        given.setdefault("warmup_steps", min(100, args.steps // 10))
-    return given
-
-
 def evaluate_model(model_dir: Path, task_name: str, method: str, lengths: list[int], n: int) -> list[dict]:
     task = get_registry().get(task_name)
     policy = load_policy(model_dir, batch_size=64, max_new_tokens=1024)
@@ -86,10 +77,12 @@ def run_grid(args) -> dict:
                 config = TrainConfig(
                     tasks=[task], method=method, lengths=TRAIN_LENGTHS.get(task, (1, 8)), per_length=args.per_length,
                     max_steps=args.steps, scheduler=args.scheduler, model=args.model,
+                    warmup_steps=min(100, args.steps // 10) if args.warmup_steps is None else args.warmup_steps,
                     replay=args.replay, finetune=args.finetune, lora_r=args.lora_r, lora_alpha=args.lora_r,
                     lora_targets=args.lora_targets, trainable=args.trainable,
                     lr=args.lr, batch_size=args.batch_size, out=run_dir, seed=seed, save_every=10**9,
-                    progress=False, position_scheme=args.position_scheme, **_given(args, "loss_normalization", "warmup_steps"),
+                    progress=False, position_scheme=args.position_scheme,
+                    **({"loss_normalization": args.loss_normalization} if args.loss_normalization else {}),
                     balance_lengths=args.balance_lengths, bucket_batches=args.bucket_batches,
                 )
                 started = time.perf_counter()

@@ -96,7 +96,7 @@ def test_example_loss_weighs_every_example_equally():
 @given(st.lists(st.sampled_from(["a", "[", "\n", "x\n", "[a", "", "]", " ", "b[", "\n[", "a "]), max_size=40),
        st.integers(0, 40), st.sampled_from(["hierarchical", "words", "sequential"]))
 def test_extend_equals_pushing_token_by_token(tokens, cut, scheme):
-    """The fast ``extend`` loop keeps the tracker's state exactly as ``push`` does, mixed in any order."""
+    """``extend`` keeps the tracker's state exactly as ``push`` does, mixed in any order."""
     one = PositionTracker(scheme)
     expected = [one.push(token) for token in tokens]
     two = PositionTracker(scheme)

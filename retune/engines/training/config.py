@@ -95,13 +95,9 @@ class TrainConfig(BaseModel):
     # ---- optimisation --------------------------------------------------------------------------------
     batch_size: int = Field(16, ge=1, description="examples per micro-batch and process")
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
-    lr: float | None = Field(
-        None, gt=0, description="auto: 1e-3 default model, 2e-4 LoRA, 2e-5 full fine-tuning"
-    )
+    lr: float | None = Field(None, gt=0, description="auto: 1e-3 default model, 2e-4 LoRA, 2e-5 full fine-tuning")
     weight_decay: float = Field(0.0, ge=0)
-    scheduler: Literal["constant", "cosine"] = Field(
-        "constant", description="after linear warmup"
-    )
+    scheduler: Literal["constant", "cosine"] = Field("constant", description="after linear warmup")
     warmup_steps: int = Field(0, ge=0)
     max_grad_norm: float | None = Field(1.0, gt=0)
     bucket_batches: int = Field(64, ge=1, description="batches per length-sorted bucket")
