@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,7 +14,7 @@ from retune.core.text import ANSWER, CALL, RETURN, SOLUTION, ParsedCall, parse_s
 from retune.models import load_default_model
 from retune.models.default import DEFAULT_POSITION_SCHEME, PRETRAINED_DIR
 from retune.models.positions import scheme_of
-from retune.models.pretraining import MAX_LINE, Line, pretraining_record, random_line
+from retune.models.pretraining import EDITS, MAX_LINE, Line, parse_edits, pretraining_record, random_line
 from retune.plugins import get_registry
 
 INDEX = st.integers(min_value=0, max_value=10**9)
@@ -25,7 +26,7 @@ _LIST = re.compile(r"\[([^\]]*)\]")
 def test_records_are_deterministic_and_in_the_text_protocol(index, seed):
     record = pretraining_record(index, seed)
     assert record == pretraining_record(index, seed)
-    assert record["task"] == "pretraining" and record["method"] in ("copy", "smaller", "rewrite", "grow", "compare")
+    assert record["task"] == "pretraining" and record["method"] in EDITS
     problem = record["input"].split(SOLUTION)[0]
     assert "\n" not in problem and len(problem) <= MAX_LINE
     if record["method"] == "grow":
@@ -58,6 +59,60 @@ def test_smaller_drops_the_first_item_of_every_list_and_digit_of_every_number(in
             assert after == ["x", *before]
         elif kind == "number":
             assert after == "7" + before
+
+
+def test_the_default_edits_draw_the_records_the_shipped_weights_were_trained_on():
+    import hashlib
+    import json
+
+    records = [pretraining_record(i) for i in range(200)]
+    assert records == [pretraining_record(i, 0, dict(EDITS)) for i in range(200)]
+    digest = hashlib.sha256(json.dumps(records).encode()).hexdigest()
+    assert digest == "cde3486685f07ec305ef0ef80de4a9376d03a87ec181ce78c95614e149d3b336"  # records of session 1
+
+
+_HEADS = re.compile(r"\[([^,\]]+)[^\]]*\]|(\d)\d*")  # a list's first item or a number's first digit
+
+
+@settings(max_examples=200, deadline=None)
+@given(INDEX)
+def test_firsts_records_ask_for_the_head_of_every_list_and_number_and_of_the_return(index):
+    record = pretraining_record(index, 0, {"firsts": 1})
+    assert record["method"] == "firsts" and record["input"].endswith(ANSWER)
+    problem = record["input"].split(SOLUTION)[0]
+    returned = record["input"].split(RETURN)[1].split("\n")[0]
+    heads = ["".join(match) for match in _HEADS.findall(problem)]
+    assert heads and record["output"] == " ".join(heads) + "; " + "".join(_HEADS.findall(returned)[0])
+
+
+def test_edits_parse_or_fail_in_one_line():
+    assert parse_edits("copy=2, firsts=0.5") == {"copy": 2.0, "firsts": 0.5}
+    for bad in ("copy", "copy=x", "teleport=1", "copy=-1", "copy=0", ""):
+        with pytest.raises(ValueError, match="bad pretraining edits"):
+            parse_edits(bad)
+
+
+def test_pretraining_continues_from_a_model_directory(tmp_path):
+    import json
+
+    from retune.models import build_default_model
+    from retune.models.pretraining import pretrain
+
+    torch.manual_seed(0)
+    model, tokenizer = build_default_model(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+    model.save_pretrained(tmp_path / "init")
+    tokenizer.save_pretrained(tmp_path / "init")
+    (tmp_path / "init" / "pretraining.json").write_text(json.dumps({"settings": {"seed": 5}}))
+    with pytest.raises(ValueError, match="uses 'hierarchical' positions"):
+        pretrain(tmp_path / "out", tmp_path / "work", init=tmp_path / "init", position_scheme="words")
+    out = pretrain(tmp_path / "out", tmp_path / "work", init=tmp_path / "init", records=40, batch_size=4,
+                   max_steps=2, warmup_steps=0, edits={"copy": 1, "firsts": 1}, progress=False)
+    saved = json.loads((out / "pretraining.json").read_text())
+    assert saved["init"] == {"settings": {"seed": 5}} and saved["settings"]["edits"] == {"copy": 1, "firsts": 1}
+    assert saved["settings"]["max_steps"] == 2
+    trained = AutoModelForCausalLM.from_pretrained(out)
+    assert trained.config.hidden_size == 32  # the init's architecture, not the default one
+    assert any(not torch.equal(a, b) for a, b in zip(model.parameters(), trained.parameters()))
 
 
 def test_copy_records_reach_lengths_far_beyond_task_training():

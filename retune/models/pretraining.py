@@ -17,7 +17,13 @@ digit strings (sometimes two of the same length joined by an operator). A record
   same as that of a returned line (the lookups of a combine step: what the problem starts with, what came back);
 * ``grow``: a returned line with one item (or digit) put in front of each list (or number), the item
   being the first one of the first list (or number) of the problem line (the shape of a combine that
-  extends a returned value).
+  extends a returned value);
+* ``firsts`` (opt-in, see :data:`EDITS`): the first symbol of every list and number of the problem line, then
+  ``;`` and the first symbol of the returned line (the inputs of a combine step that looks at the head of
+  *each* argument and at what came back, e.g. both leading digits of ``a - b`` and a returned carry).
+
+Which edits a record may ask for, and how often, is the ``edits`` setting (:data:`EDITS` by default, the mix
+of the shipped weights; another mix draws other records).
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ MAX_LINE = 240  # characters of a line; longer draws are redrawn
 _WORD_RUN = re.compile(r"[A-Za-z]+(?: [A-Za-z]+)*")
 KINDS = ("bits", "digits", "ints", "letters", "bools")
 OPERATORS = "-/%&|^~#@=<>"  # not + or *: "a + b" and "a * b" are the formats of built-in tasks
+# The edits of the shipped weights and their weights (the order and weights fix which record an index draws)
+EDITS = {"copy": 2, "smaller": 4, "rewrite": 2, "grow": 2, "compare": 2}
+ALL_EDITS = (*EDITS, "firsts")
 
 
 def _word(rng: random.Random) -> str:
@@ -129,6 +138,11 @@ class Line:
         return item, digit
 
 
+def _firsts(line: Line) -> list[str]:
+    """The first item of every list and the first digit of every number of the line, in order."""
+    return [str(v[0]) for k, v in line.chunks if k in ("list", "number") and v]
+
+
 def _first_symbol(line: Line) -> str:
     """The first item of the line's first list or first digit of its first number, whichever comes first."""
     return next((str(v[0]) for k, v in line.chunks if k in ("list", "number") and v), "")
@@ -165,13 +179,37 @@ def _draw_line(rng: random.Random) -> Line:
     return Line(chunks)
 
 
-def pretraining_record(index: int, seed: int = 0) -> dict:
-    """Pretraining record number ``index``: ``{"task": "pretraining", "method", "length", "input", "output"}``."""
+def check_edits(edits: dict[str, float]) -> dict[str, float]:
+    """``edits`` itself, or a ValueError naming what is wrong with it."""
+    unknown = set(edits) - set(ALL_EDITS)
+    if unknown or not edits or any(weight < 0 for weight in edits.values()) or not sum(edits.values()) > 0:
+        raise ValueError(f"bad pretraining edits {edits!r}: expected positive weights of {', '.join(ALL_EDITS)}")
+    return edits
+
+
+def parse_edits(text: str) -> dict[str, float]:
+    """``"copy=2,smaller=4,firsts=2"`` as a dict of edit weights (a ValueError when malformed)."""
+    try:
+        pairs = [item.split("=") for item in text.split(",") if item.strip()]
+        return check_edits({name.strip(): float(weight) for name, weight in pairs})
+    except ValueError as exc:
+        raise ValueError(f"bad pretraining edits {text!r}: expected NAME=WEIGHT,... of {', '.join(ALL_EDITS)}") from exc
+
+
+def pretraining_record(index: int, seed: int = 0, edits: dict[str, float] | None = None) -> dict:
+    """Pretraining record number ``index``: ``{"task": "pretraining", "method", "length", "input", "output"}``;
+    ``edits`` weighs the kinds of record (default :data:`EDITS`)."""
+    edits = EDITS if edits is None else edits
     rng = random.Random(f"{seed}/{index}")
     line = random_line(rng)
     problem = line.render()
     length = max([len(v) for k, v in line.chunks if k in ("list", "number")] or [0])
-    edit = rng.choices(["copy", "smaller", "rewrite", "grow", "compare"], weights=[2, 4, 2, 2, 2])[0]
+    edit = rng.choices(list(edits), weights=list(edits.values()))[0]
+    if edit == "firsts":
+        returned = line.smaller() if rng.random() < 0.5 else random_line(rng)
+        before = f"{problem}{SOLUTION}{CALL}{line.smaller().render()}\n{RETURN}{returned.render()}\n{ANSWER}"
+        return {"task": "pretraining", "method": edit, "length": length, "input": before,
+                "output": " ".join(_firsts(line)) + "; " + _first_symbol(returned)}
     if edit == "compare":
         returned = line.smaller() if rng.random() < 0.5 else random_line(rng)
         ours, theirs = _first_symbol(line), _first_symbol(returned)
@@ -198,20 +236,21 @@ def pretraining_record(index: int, seed: int = 0) -> dict:
 PARALLEL_MIN = 20_000  # fewer records are drawn in this process (a pool costs seconds to start)
 
 
-def _record_range(args: tuple[int, int, int]) -> list[dict]:
-    start, stop, seed = args
-    return [pretraining_record(index, seed) for index in range(start, stop)]
+def _record_range(args: tuple[int, int, int, dict | None]) -> list[dict]:
+    start, stop, seed, edits = args
+    return [pretraining_record(index, seed, edits) for index in range(start, stop)]
 
 
-def pretraining_records(count: int, seed: int = 0, processes: int = 1) -> list[dict]:
+def pretraining_records(count: int, seed: int = 0, processes: int = 1, edits: dict[str, float] | None = None) -> list[dict]:
     """Records ``0 .. count-1`` of ``seed``; ``processes`` > 1 draws them in parallel (the same records)."""
     if processes <= 1 or count < PARALLEL_MIN:
-        return _record_range((0, count, seed))
+        return _record_range((0, count, seed, edits))
     import multiprocessing
 
     chunk = -(-count // (4 * processes))
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        parts = pool.map(_record_range, [(start, min(count, start + chunk), seed) for start in range(0, count, chunk)])
+        parts = pool.map(_record_range, [(start, min(count, start + chunk), seed, edits)
+                                         for start in range(0, count, chunk)])
     return [record for part in parts for record in part]
 
 
@@ -233,29 +272,44 @@ PRETRAINING_SETTINGS = {
     "balance_lengths": False,
     "position_scheme": "hierarchical",
     "precision": "fp32",
+    "edits": dict(EDITS),
 }
 
 
-def pretrain(out: str | Path, work: str | Path | None = None, time_budget: float | None = None, **overrides) -> Path:
+def pretrain(out: str | Path, work: str | Path | None = None, time_budget: float | None = None,
+             init: str | Path | None = None, **overrides) -> Path:
     """Pretrain the default architecture from scratch on :func:`pretraining_records` and save the model
     (config, weights, tokenizer, ``pretraining.json``) in ``out``; ``work`` keeps the training run.
 
     ``time_budget`` (seconds) stops the run early; with the constant learning rate the weights are then those
-    of a run with ``max_steps`` set to the steps done, which is what ``pretraining.json`` records."""
+    of a run with ``max_steps`` set to the steps done, which is what ``pretraining.json`` records. ``init`` (a
+    pretrained model directory) continues its pretraining instead of starting from scratch (every parameter
+    trained; ``pretraining.json`` then records the init's own settings under ``"init"``)."""
     from retune.core.data import write_jsonl
     from retune.engines.training import TrainConfig, train
     from retune.engines.training.config import SCRATCH_MODEL
 
     settings = {**PRETRAINING_SETTINGS, **overrides}
+    check_edits(settings["edits"])
+    before = None
+    if init is not None:
+        init = Path(init)
+        scheme = json.loads((init / "config.json").read_text()).get("retune_position_scheme", "sequential")
+        if scheme != settings["position_scheme"]:
+            raise ValueError(f"{init} uses {scheme!r} positions: continue it with position_scheme={scheme!r}")
+        saved = init / "pretraining.json"
+        before = json.loads(saved.read_text()) if saved.is_file() else {"model": str(init)}
     work = Path(work or tempfile.mkdtemp(prefix="retune-pretrain-"))
     work.mkdir(parents=True, exist_ok=True)
     data = work / "records.jsonl"
     if not data.is_file():
-        write_jsonl(pretraining_records(settings["records"], settings["seed"], processes=os.cpu_count() or 1), data)
+        write_jsonl(pretraining_records(settings["records"], settings["seed"], processes=os.cpu_count() or 1,
+                                        edits=settings["edits"]), data)
     run_dir = work / "run"
     config = TrainConfig(
-        data=data, model=SCRATCH_MODEL, out=run_dir, resume=(run_dir / "checkpoints").is_dir(), save_every=500,
-        time_budget=time_budget, **{key: value for key, value in settings.items() if key != "records"},
+        data=data, model=SCRATCH_MODEL if init is None else str(init), finetune="full", out=run_dir,
+        resume=(run_dir / "checkpoints").is_dir(), save_every=500, time_budget=time_budget,
+        **{key: value for key, value in settings.items() if key not in ("records", "edits")},
     )
     train(config)
     log = (run_dir / "training_log.jsonl").read_text().splitlines()
@@ -266,7 +320,10 @@ def pretrain(out: str | Path, work: str | Path | None = None, time_budget: float
                  "tokenizer_config.json"):
         shutil.copy2(run_dir / name, out / name)
     settings["max_steps"] = steps
-    (out / "pretraining.json").write_text(json.dumps({"settings": settings, "data": "retune.models.pretraining.pretraining_records"}, indent=1) + "\n")
+    saved = {"settings": settings, "data": "retune.models.pretraining.pretraining_records"}
+    if before is not None:
+        saved["init"] = before
+    (out / "pretraining.json").write_text(json.dumps(saved, indent=1) + "\n")
     return out
 
 
@@ -276,10 +333,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", help="run directory (kept; rerunning resumes from its last checkpoint)")
     settings = {key: value for key, value in PRETRAINING_SETTINGS.items() if not isinstance(value, bool)}
     for key, value in settings.items():  # e.g. --batch-size 128, --precision auto (bf16 on a GPU)
-        parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
+        if isinstance(value, dict):  # --edits copy=2,smaller=4,firsts=2
+            parser.add_argument(f"--{key}", type=parse_edits, default=value, help="NAME=WEIGHT,... of " + ", ".join(ALL_EDITS))
+        else:
+            parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
     parser.add_argument("--time-budget", type=float, help="seconds; stop early (pretraining.json records the steps)")
+    parser.add_argument("--init", help="a pretrained model directory whose pretraining to continue")
     args = parser.parse_args(argv)
-    print(pretrain(args.out, args.work, args.time_budget, **{key: getattr(args, key) for key in settings}))
+    try:
+        out = pretrain(args.out, args.work, args.time_budget, args.init, **{key: getattr(args, key) for key in settings})
+    except ValueError as exc:
+        parser.error(str(exc))
+    print(out)
 
 
 if __name__ == "__main__":
