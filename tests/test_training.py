@@ -352,10 +352,13 @@ def test_cli_flags_override_the_config_file(tmp_path, tiny_model_dir):
     config_file.write_text(json.dumps({"model": str(tiny_model_dir), "data": str(data), "max_steps": 50, "lr": 0.01}))
     out = tmp_path / "run"
     status, _ = run_cli(["--config", str(config_file), "--max-steps", "2", "--full", "--out", str(out),
-                         "--no-progress"])
+                         "--no-progress", "--loss-normalization", "token", "--no-balance-lengths", "--replay", "0.5",
+                         "--position-scheme", "words"])
     assert status == 0
     saved = json.loads((out / "train_config.json").read_text())
     assert (saved["max_steps"], saved["lr"], saved["finetune"], saved["progress"]) == (2, 0.01, "full", False)
+    assert (saved["loss_normalization"], saved["balance_lengths"], saved["replay"], saved["position_scheme"]) == (
+        "token", False, 0.5, "words")
     assert len(read_log(out)) == 2
 
     status, output = run_cli(["--out", str(out), "--resume", "--max-steps", "3", "--no-progress"])

@@ -54,6 +54,13 @@ def _default(name: str) -> str:
 @click.option("--weight-decay", type=float, help=_default("weight_decay"))
 @click.option("--scheduler", type=click.Choice(["constant", "cosine"]), help=_default("scheduler"))
 @click.option("--warmup-steps", type=int, help=_default("warmup_steps"))
+@click.option("--loss-normalization", type=click.Choice(["token", "example"]),
+              help=f"Mean over all supervised tokens, or per example first. {_default('loss_normalization')}")
+@click.option("--balance-lengths/--no-balance-lengths", default=None,
+              help="Repeat records so that every length weighs the same. [default: balance]")
+@click.option("--replay", type=float, help=f"Pretraining records added per task record. {_default('replay')}")
+@click.option("--position-scheme", type=click.Choice(["auto", "sequential", "hierarchical", "words"]),
+              help="Position ids. [default: auto, the model's own]")
 @click.option("--max-length", type=int, help=f"Drop longer examples (tokens). {_default('max_length')}")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help=_default("precision"))
 @click.option("--seed", type=int, help=_default("seed"))
