@@ -99,7 +99,8 @@ def test_pretraining_continues_from_a_model_directory(tmp_path):
     from retune.models.pretraining import pretrain
 
     torch.manual_seed(0)
-    model, tokenizer = build_default_model(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+    model, tokenizer = build_default_model(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                           num_attention_heads=2)
     model.save_pretrained(tmp_path / "init")
     tokenizer.save_pretrained(tmp_path / "init")
     (tmp_path / "init" / "pretraining.json").write_text(json.dumps({"settings": {"seed": 5}}))

@@ -241,7 +241,8 @@ def _record_range(args: tuple[int, int, int, dict | None]) -> list[dict]:
     return [pretraining_record(index, seed, edits) for index in range(start, stop)]
 
 
-def pretraining_records(count: int, seed: int = 0, processes: int = 1, edits: dict[str, float] | None = None) -> list[dict]:
+def pretraining_records(count: int, seed: int = 0, processes: int = 1,
+                        edits: dict[str, float] | None = None) -> list[dict]:
     """Records ``0 .. count-1`` of ``seed``; ``processes`` > 1 draws them in parallel (the same records)."""
     if processes <= 1 or count < PARALLEL_MIN:
         return _record_range((0, count, seed, edits))
@@ -334,14 +335,16 @@ def main(argv: list[str] | None = None) -> None:
     settings = {key: value for key, value in PRETRAINING_SETTINGS.items() if not isinstance(value, bool)}
     for key, value in settings.items():  # e.g. --batch-size 128, --precision auto (bf16 on a GPU)
         if isinstance(value, dict):  # --edits copy=2,smaller=4,firsts=2
-            parser.add_argument(f"--{key}", type=parse_edits, default=value, help="NAME=WEIGHT,... of " + ", ".join(ALL_EDITS))
+            parser.add_argument(f"--{key}", type=parse_edits, default=value,
+                                help="NAME=WEIGHT,... of " + ", ".join(ALL_EDITS))
         else:
             parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
     parser.add_argument("--time-budget", type=float, help="seconds; stop early (pretraining.json records the steps)")
     parser.add_argument("--init", help="a pretrained model directory whose pretraining to continue")
     args = parser.parse_args(argv)
     try:
-        out = pretrain(args.out, args.work, args.time_budget, args.init, **{key: getattr(args, key) for key in settings})
+        out = pretrain(args.out, args.work, args.time_budget, args.init,
+                       **{key: getattr(args, key) for key in settings})
     except ValueError as exc:
         parser.error(str(exc))
     print(out)
