@@ -106,6 +106,8 @@ def test_pretraining_continues_from_a_model_directory(tmp_path):
     (tmp_path / "init" / "pretraining.json").write_text(json.dumps({"settings": {"seed": 5}}))
     with pytest.raises(ValueError, match="uses 'hierarchical' positions"):
         pretrain(tmp_path / "out", tmp_path / "work", init=tmp_path / "init", position_scheme="words")
+    with pytest.raises(ValueError, match="not a model directory"):
+        pretrain(tmp_path / "out", tmp_path / "work", init=tmp_path / "nowhere")
     out = pretrain(tmp_path / "out", tmp_path / "work", init=tmp_path / "init", records=40, batch_size=4,
                    max_steps=2, warmup_steps=0, edits={"copy": 1, "firsts": 1}, progress=False)
     saved = json.loads((out / "pretraining.json").read_text())
@@ -200,3 +202,18 @@ def test_parallel_records_are_the_same_records(monkeypatch):
 
     monkeypatch.setattr(pretraining, "PARALLEL_MIN", 0)
     assert pretraining.pretraining_records(120, seed=3, processes=2) == pretraining.pretraining_records(120, seed=3)
+
+
+def test_benchmark_weights_load_and_record_how_they_were_built():
+    """The GPU pretrainings kept for the benchmarks: plain transformers loads them, with the position scheme and
+    the (two-stage) settings their pretraining.json records."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks" / "models"
+    for name, scheme in (("pretrained-p2", "hierarchical"), ("pretrained-words-f", "words")):
+        model = AutoModelForCausalLM.from_pretrained(root / name)
+        saved = json.loads((root / name / "pretraining.json").read_text())
+        assert scheme_of(model.config) == scheme == saved["settings"]["position_scheme"]
+    stage2 = json.loads((root / "pretrained-words-f" / "pretraining.json").read_text())
+    assert stage2["settings"]["edits"]["firsts"] > 0 and "firsts" not in stage2["init"]["settings"]["edits"]

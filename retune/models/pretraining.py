@@ -259,7 +259,8 @@ def pretraining_records(count: int, seed: int = 0, processes: int = 1,
 
 # The settings of the shipped weights (retune/models/pretrained; 53 minutes on one CPU thread). A longer run on a
 # GPU (--records 200000 --batch-size 128 --max-steps 8935, 370 s on one H100) is kept for the benchmarks in
-# benchmarks/models/pretrained-p2 (docs/length-generalization.md, sessions 3 and 4).
+# benchmarks/models/pretrained-p2 (docs/length-generalization.md, sessions 3 and 4), and a two-stage one with
+# words positions and the firsts edit in benchmarks/models/pretrained-words-f (session 5; its pretraining.json).
 PRETRAINING_SETTINGS = {
     "records": 150_000,
     "seed": 0,
@@ -277,6 +278,19 @@ PRETRAINING_SETTINGS = {
 }
 
 
+def check_init(init: str | Path, position_scheme: str) -> dict:
+    """The ``pretraining.json`` of a model to continue (or its path, when it has none); a ValueError when it
+    is not a model directory or was trained with other positions than ``position_scheme``."""
+    init = Path(init)
+    if not (init / "config.json").is_file():
+        raise ValueError(f"{init} is not a model directory (no config.json)")
+    scheme = json.loads((init / "config.json").read_text()).get("retune_position_scheme", "sequential")
+    if scheme != position_scheme:
+        raise ValueError(f"{init} uses {scheme!r} positions: continue it with position_scheme={scheme!r}")
+    saved = init / "pretraining.json"
+    return json.loads(saved.read_text()) if saved.is_file() else {"model": str(init)}
+
+
 def pretrain(out: str | Path, work: str | Path | None = None, time_budget: float | None = None,
              init: str | Path | None = None, **overrides) -> Path:
     """Pretrain the default architecture from scratch on :func:`pretraining_records` and save the model
@@ -292,14 +306,7 @@ def pretrain(out: str | Path, work: str | Path | None = None, time_budget: float
 
     settings = {**PRETRAINING_SETTINGS, **overrides}
     check_edits(settings["edits"])
-    before = None
-    if init is not None:
-        init = Path(init)
-        scheme = json.loads((init / "config.json").read_text()).get("retune_position_scheme", "sequential")
-        if scheme != settings["position_scheme"]:
-            raise ValueError(f"{init} uses {scheme!r} positions: continue it with position_scheme={scheme!r}")
-        saved = init / "pretraining.json"
-        before = json.loads(saved.read_text()) if saved.is_file() else {"model": str(init)}
+    before = None if init is None else check_init(init, settings["position_scheme"])
     work = Path(work or tempfile.mkdtemp(prefix="retune-pretrain-"))
     work.mkdir(parents=True, exist_ok=True)
     data = work / "records.jsonl"
@@ -342,12 +349,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time-budget", type=float, help="seconds; stop early (pretraining.json records the steps)")
     parser.add_argument("--init", help="a pretrained model directory whose pretraining to continue")
     args = parser.parse_args(argv)
-    try:
-        out = pretrain(args.out, args.work, args.time_budget, args.init,
-                       **{key: getattr(args, key) for key in settings})
-    except ValueError as exc:
-        parser.error(str(exc))
-    print(out)
+    if args.init is not None:
+        try:
+            check_init(args.init, args.position_scheme)
+        except ValueError as exc:
+            parser.error(str(exc))
+    print(pretrain(args.out, args.work, args.time_budget, args.init, **{key: getattr(args, key) for key in settings}))
 
 
 if __name__ == "__main__":
