@@ -145,7 +145,7 @@ def _firsts(line: Line) -> list[str]:
 
 def _first_symbol(line: Line) -> str:
     """The first item of the line's first list or first digit of its first number, whichever comes first."""
-    return next((str(v[0]) for k, v in line.chunks if k in ("list", "number") and v), "")
+    return next(iter(_firsts(line)), "")
 
 
 def random_line(rng: random.Random) -> Line:

@@ -8,6 +8,7 @@ Errors are raised as :class:`RetuneError` for the CLI's one-line reporting.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import click
 from click.core import ParameterSource
@@ -17,6 +18,11 @@ from retune.engines.training.config import CONFIG_FILE, TrainConfig, load_config
 
 # Command-line parameter -> TrainConfig field, where the names differ.
 _FIELD_OF = {"task": "tasks", "no_progress": "progress"}
+
+
+def _choices(name: str) -> click.Choice:
+    """The values a ``Literal`` field of :class:`TrainConfig` allows, as a click choice."""
+    return click.Choice(get_args(TrainConfig.model_fields[name].annotation))
 
 
 def _default(name: str) -> str:
@@ -52,17 +58,17 @@ def _default(name: str) -> str:
 @click.option("--grad-accum", type=int, help=f"Micro-batches per optimizer step. {_default('grad_accum')}")
 @click.option("--lr", type=float, help="Learning rate. [default: 1e-3 default model, 2e-4 LoRA, 2e-5 full]")
 @click.option("--weight-decay", type=float, help=_default("weight_decay"))
-@click.option("--scheduler", type=click.Choice(["constant", "cosine"]), help=_default("scheduler"))
+@click.option("--scheduler", type=_choices("scheduler"), help=_default("scheduler"))
 @click.option("--warmup-steps", type=int, help=_default("warmup_steps"))
-@click.option("--loss-normalization", type=click.Choice(["token", "example"]),
+@click.option("--loss-normalization", type=_choices("loss_normalization"),
               help=f"Mean over all supervised tokens, or per example first. {_default('loss_normalization')}")
 @click.option("--balance-lengths/--no-balance-lengths", default=None,
               help="Repeat records so that every length weighs the same. [default: balance]")
 @click.option("--replay", type=float, help=f"Pretraining records added per task record. {_default('replay')}")
-@click.option("--position-scheme", type=click.Choice(["auto", "sequential", "hierarchical", "words"]),
+@click.option("--position-scheme", type=_choices("position_scheme"),
               help="Position ids. [default: auto, the model's own]")
 @click.option("--max-length", type=int, help=f"Drop longer examples (tokens). {_default('max_length')}")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help=_default("precision"))
+@click.option("--precision", type=_choices("precision"), help=_default("precision"))
 @click.option("--seed", type=int, help=_default("seed"))
 @click.option("--save-every", type=int, help=f"Checkpoint every N steps. {_default('save_every')}")
 @click.option("--keep-checkpoints", type=int, help=_default("keep_checkpoints"))
