@@ -40,6 +40,7 @@ from retune.core.data import generate_problems
 from retune.core.solver import solve
 from retune.engines.inference import load_policy
 from retune.engines.training import TrainConfig, train
+from retune.models.positions import SCHEMES
 from retune.plugins import get_registry
 
 TRAIN_LENGTHS = {"parity": (1, 10), "addition": (1, 8), "dp": (1, 5)}
@@ -149,7 +150,7 @@ def main(argv=None) -> None:
     parser.add_argument("--trainable", type=lambda s: s.split(","), default=[],
                         help="TrainConfig.trainable (full fine-tuning of these parameters only), e.g. mlp")
     parser.add_argument("--lora-r", type=int, default=64, help="TrainConfig.lora_r (alpha is set equal)")
-    parser.add_argument("--position-scheme", default="auto", choices=["auto", "sequential", "hierarchical", "words"])
+    parser.add_argument("--position-scheme", default="auto", choices=["auto", *SCHEMES])
     parser.add_argument("--loss-normalization", choices=["token", "example"], help="TrainConfig.loss_normalization")
     parser.add_argument("--balance-lengths", action=argparse.BooleanOptionalAction, default=True,
                         help="give every training length the same weight (TrainConfig.balance_lengths)")

@@ -11,6 +11,7 @@ from retune.models import build_tokenizer
 from retune.models.positions import (
     LINE,
     SEGMENT,
+    WORDLISTS_SEGMENT,
     WORDS_LINE,
     WORDS_SEGMENT,
     PositionTracker,
@@ -94,7 +95,7 @@ def test_example_loss_weighs_every_example_equally():
 
 
 @given(st.lists(st.sampled_from(["a", "[", "\n", "x\n", "[a", "", "]", " ", "b[", "\n[", "a "]), max_size=40),
-       st.integers(0, 40), st.sampled_from(["hierarchical", "words", "sequential"]))
+       st.integers(0, 40), st.sampled_from(["hierarchical", "words", "wordlists", "sequential"]))
 def test_extend_equals_pushing_token_by_token(tokens, cut, scheme):
     """``extend`` keeps the tracker's state exactly as ``push`` does, mixed in any order."""
     one = PositionTracker(scheme)
@@ -105,14 +106,15 @@ def test_extend_equals_pushing_token_by_token(tokens, cut, scheme):
     assert vars(one) == vars(two)
 
 
-def test_words_scheme_puts_both_operands_and_their_first_digits_at_constant_offsets():
+@pytest.mark.parametrize("scheme, segment", [("words", WORDS_SEGMENT), ("wordlists", WORDLISTS_SEGMENT)])
+def test_words_schemes_put_both_operands_and_their_first_digits_at_constant_offsets(scheme, segment):
     """With a segment per word, the call copies ``a[1:]`` and ``b[1:]`` at one offset, and the answer line sees
     ``a[0]`` and ``b[0]`` at offsets that do not depend on the operands' length."""
     offsets = set()
     for n in (2, 5, 17, 40):
         a, b = "7" * n, "3" * n
         text = f"{a} + {b}\nSolution: Call: {a[1:]} + {b[1:]}\nReturn: Carry 0, Output {'0' * (n - 1)}\nAnswer: "
-        ids = position_ids(text, "words")
+        ids = position_ids(text, scheme)
         call = text.index("Call: ") + len("Call: ")
         a_copy = {ids[call + i] - ids[1 + i] for i in range(n - 1)}
         b_copy = {ids[call + n + 2 + i] - ids[n + 4 + i] for i in range(n - 1)}
@@ -121,5 +123,34 @@ def test_words_scheme_puts_both_operands_and_their_first_digits_at_constant_offs
         offsets.add((a_copy.pop(), answer - ids[0], answer - ids[n + 3]))
     assert len(offsets) == 1
     (copy, to_a0, to_b0), = offsets
-    assert copy == WORDS_LINE + 2 * WORDS_SEGMENT - 1  # line 1, two segments on ("Solution:", "Call:"), a column back
-    assert to_a0 == 3 * WORDS_LINE + len("Answer: ") - 1 and to_b0 == to_a0 - 2 * WORDS_SEGMENT
+    assert copy == WORDS_LINE + 2 * segment - 1  # line 1, two segments on ("Solution:", "Call:"), a column back
+    assert to_a0 == 3 * WORDS_LINE + len("Answer: ") - 1 and to_b0 == to_a0 - 2 * segment
+
+
+def test_wordlists_keeps_a_bracketed_list_in_one_segment_of_columns():
+    """Outside brackets every word is a segment (as ``words``); inside, the items are columns of the list's
+    segment (as ``hierarchical``), so the call's copy of a list minus its first item has one offset however
+    long the list, and the list's first item sits at a fixed column."""
+    for n in (1, 3, 12, 50):
+        bits = ", ".join("10"[i % 2] for i in range(n))
+        rest = ", ".join("10"[i % 2] for i in range(1, n))
+        text = f"What is the parity of [{bits}]?\nSolution: Call: What is the parity of [{rest}]?\n"
+        ids = position_ids(text, "wordlists")
+        start = text.index("[")
+        assert [ids[i] for i in range(5)] == [0, 1, 2, 3, 4]  # "What " is segment 0
+        assert ids[start] == 5 * WORDLISTS_SEGMENT and ids[start + 1] == ids[start] + 1  # "[" starts segment 5
+        items = [start + 1 + 3 * i for i in range(n)]
+        assert [ids[i] - ids[start] for i in items] == [1 + 3 * i for i in range(n)]  # columns, not segments
+        call_start = text.index("[", start + 1)
+        copies = {ids[call_start + 1 + 3 * i] - ids[items[i + 1]] for i in range(n - 1)}
+        # one line on, two segments on ("Solution:", "Call:"), one item back
+        assert copies <= {WORDS_LINE + 2 * WORDLISTS_SEGMENT - 3}
+
+
+def test_every_scheme_can_be_chosen_for_training():
+    from typing import get_args
+
+    from retune.engines.training import TrainConfig
+    from retune.models.positions import SCHEMES
+
+    assert get_args(TrainConfig.model_fields["position_scheme"].annotation) == ("auto", *SCHEMES)

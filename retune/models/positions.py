@@ -8,11 +8,21 @@ element into the ``Call:`` line, a returned list into the answer) sits at a smal
 offset, however long the problem is; with plain sequential ids that offset grows with the problem. It is
 generic text structure (lines, brackets), with nothing task-specific.
 
-``"words"`` (opt-in, not yet measured) also starts a segment at every token that follows a space, with
-``WORDS_LINE`` and ``WORDS_SEGMENT`` spacing (up to 256 segments of 128 columns per line). Then every word,
-number and list item is its own segment: both operands of ``a + b`` copy into the call at the *same* constant
-offset, and the first digit of each operand sits at a constant offset from the answer line whatever the
-operands' length (with ``"hierarchical"`` the second operand's column grows with the first's length).
+``"words"`` (opt-in) also starts a segment at every token that follows a space, with ``WORDS_LINE`` and
+``WORDS_SEGMENT`` spacing (up to 256 segments of 128 columns per line). Then every word, number and list item
+is its own segment: both operands of ``a + b`` copy into the call at the *same* constant offset, and the first
+digit of each operand sits at a constant offset from the answer line whatever the operands' length (with
+``"hierarchical"`` the second operand's column grows with the first's length). Measured (docs/
+length-generalization.md): it learns addition's training range in every run, but a list's items lie 128 ids
+apart, and parity at 50 bits fell short in about half the runs (where examined, every problem was right up
+to 40-44 items and the lookup of the list's first item broke beyond).
+
+``"wordlists"`` (opt-in) is ``"words"`` outside brackets and ``"hierarchical"`` inside them: a token that
+follows a space starts a segment only outside ``[...]``, so a bracketed list is one segment whose items are
+columns (as with ``"hierarchical"``, which copies and looks up long lists better), while the words and numbers
+around it are segments of their own (as with ``"words"``, which keeps both operands of ``a + b`` at constant
+offsets). Segments are ``WORDLISTS_SEGMENT`` columns long (a list of up to ~80 one-digit items fits in one).
+Measured once, on weights pretrained for half as long as the others (session 6): not better yet.
 
 ``"sequential"`` is ``0, 1, 2, ...`` (what a model does without explicit ids). The scheme of a model is the
 ``retune_position_scheme`` entry of its ``config.json`` (:data:`CONFIG_KEY`); a model without it uses
@@ -29,13 +39,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 CONFIG_KEY = "retune_position_scheme"
-SCHEMES = ("sequential", "hierarchical", "words")
+SCHEMES = ("sequential", "hierarchical", "words", "wordlists")
 LINE = 8192
 SEGMENT = 1024
 # "words": more, shorter segments; ids stay below ~2**17 for a few lines, where float32 RoPE angles are exact
 # enough (the rotary embedding multiplies ids by its frequencies in float32)
 WORDS_LINE = 32768
 WORDS_SEGMENT = 128
+WORDLISTS_SEGMENT = 256  # "wordlists": up to 128 segments of 256 columns per line (WORDS_LINE apart)
 
 
 class PositionTracker:
@@ -50,6 +61,7 @@ class PositionTracker:
         self.column = -1
         self.after_newline = False
         self.after_space = False
+        self.depth = 0  # brackets open on this line ("wordlists")
 
     def push(self, token: str) -> int:
         """The position id of the next token, whose text is ``token``."""
@@ -58,14 +70,18 @@ class PositionTracker:
             return self.index
         if self.after_newline:
             self.line += 1
-            self.segment = self.column = 0
-        elif token.startswith("[") or (self.after_space and self.scheme == "words"):
+            self.segment = self.column = self.depth = 0
+        elif token.startswith("[") or (self.after_space and (self.scheme == "words" or
+                                                             (self.scheme == "wordlists" and not self.depth))):
             self.segment += 1
             self.column = 0
         else:
             self.column += 1
         self.after_newline = token.endswith("\n")
         self.after_space = token.endswith(" ")
+        if self.scheme == "wordlists":
+            self.depth = max(0, self.depth + token.count("[") - token.count("]"))
+            return self.line * WORDS_LINE + self.segment * WORDLISTS_SEGMENT + self.column
         if self.scheme == "words":
             return self.line * WORDS_LINE + self.segment * WORDS_SEGMENT + self.column
         return self.line * LINE + self.segment * SEGMENT + self.column

@@ -113,7 +113,7 @@ class TrainConfig(BaseModel):
         0.0, ge=0, le=1, description="add this many pretraining records (retune.models.pretraining) per task "
         "record, so that fine-tuning keeps the default model's generic copy skills"
     )
-    position_scheme: Literal["auto", "sequential", "hierarchical", "words"] = Field(
+    position_scheme: Literal["auto", "sequential", "hierarchical", "words", "wordlists"] = Field(
         "auto", description="position ids (retune.models.positions); auto: the model's own "
         "(retune_position_scheme in its config.json, else sequential)"
     )
