@@ -211,9 +211,11 @@ def test_benchmark_weights_load_and_record_how_they_were_built():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "benchmarks" / "models"
-    for name, scheme in (("pretrained-p2", "hierarchical"), ("pretrained-words-f", "words")):
+    for name, scheme in (("pretrained-p2", "hierarchical"), ("pretrained-words-f", "words"), ("pretrained-wf-b", "words")):
         model = AutoModelForCausalLM.from_pretrained(root / name)
         saved = json.loads((root / name / "pretraining.json").read_text())
         assert scheme_of(model.config) == scheme == saved["settings"]["position_scheme"]
     stage2 = json.loads((root / "pretrained-words-f" / "pretraining.json").read_text())
     assert stage2["settings"]["edits"]["firsts"] > 0 and "firsts" not in stage2["init"]["settings"]["edits"]
+    one_stage = json.loads((root / "pretrained-wf-b" / "pretraining.json").read_text())
+    assert one_stage["settings"]["edits"]["firsts"] > 0 and "init" not in one_stage

@@ -260,7 +260,8 @@ def pretraining_records(count: int, seed: int = 0, processes: int = 1,
 # The settings of the shipped weights (retune/models/pretrained; 53 minutes on one CPU thread). A longer run on a
 # GPU (--records 200000 --batch-size 128 --max-steps 8935, 370 s on one H100) is kept for the benchmarks in
 # benchmarks/models/pretrained-p2 (docs/length-generalization.md, sessions 3 and 4), and a two-stage one with
-# words positions and the firsts edit in benchmarks/models/pretrained-words-f (session 5; its pretraining.json).
+# words positions and the firsts edit in benchmarks/models/pretrained-words-f (session 5; its pretraining.json), and
+# a one-stage one with firsts in the mix from the start in benchmarks/models/pretrained-wf-b (session 6).
 PRETRAINING_SETTINGS = {
     "records": 150_000,
     "seed": 0,
