@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -63,7 +65,6 @@ def test_smaller_drops_the_first_item_of_every_list_and_digit_of_every_number(in
 
 def test_the_default_edits_draw_the_records_the_shipped_weights_were_trained_on():
     import hashlib
-    import json
 
     records = [pretraining_record(i) for i in range(200)]
     assert records == [pretraining_record(i, 0, dict(EDITS)) for i in range(200)]
@@ -93,7 +94,6 @@ def test_edits_parse_or_fail_in_one_line():
 
 
 def test_pretraining_continues_from_a_model_directory(tmp_path):
-    import json
 
     from retune.models import build_default_model
     from retune.models.pretraining import pretrain
@@ -162,7 +162,6 @@ def _mean_loss(model, tokenizer, records) -> float:
 
 
 def test_shipped_weights_are_the_documented_pretrained_default_model():
-    import json
 
     from retune.models import build_default_model
     from retune.models.pretraining import PRETRAINING_SETTINGS
@@ -207,9 +206,6 @@ def test_parallel_records_are_the_same_records(monkeypatch):
 def test_benchmark_weights_load_and_record_how_they_were_built():
     """The GPU pretrainings kept for the benchmarks: plain transformers loads them, with the position scheme and
     the (two-stage) settings their pretraining.json records."""
-    import json
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[1] / "benchmarks" / "models"
     for name, scheme in (("pretrained-p2", "hierarchical"), ("pretrained-words-f", "words"), ("pretrained-wf-b", "words")):
         model = AutoModelForCausalLM.from_pretrained(root / name)

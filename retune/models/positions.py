@@ -47,6 +47,9 @@ SEGMENT = 1024
 WORDS_LINE = 32768
 WORDS_SEGMENT = 128
 WORDLISTS_SEGMENT = 256  # "wordlists": up to 128 segments of 256 columns per line (WORDS_LINE apart)
+# (line, segment) spacing of the ids of each scheme but "sequential"
+SPACING = {"hierarchical": (LINE, SEGMENT), "words": (WORDS_LINE, WORDS_SEGMENT),
+           "wordlists": (WORDS_LINE, WORDLISTS_SEGMENT)}
 
 
 class PositionTracker:
@@ -61,30 +64,27 @@ class PositionTracker:
         self.column = -1
         self.after_newline = False
         self.after_space = False
-        self.depth = 0  # brackets open on this line ("wordlists")
+        self.depth = 0  # brackets open on this line
 
     def push(self, token: str) -> int:
         """The position id of the next token, whose text is ``token``."""
         self.index += 1
         if self.scheme == "sequential":
             return self.index
+        word = self.after_space and (self.scheme == "words" or (self.scheme == "wordlists" and not self.depth))
         if self.after_newline:
             self.line += 1
             self.segment = self.column = self.depth = 0
-        elif token.startswith("[") or (self.after_space and (self.scheme == "words" or
-                                                             (self.scheme == "wordlists" and not self.depth))):
+        elif token.startswith("[") or word:
             self.segment += 1
             self.column = 0
         else:
             self.column += 1
         self.after_newline = token.endswith("\n")
         self.after_space = token.endswith(" ")
-        if self.scheme == "wordlists":
-            self.depth = max(0, self.depth + token.count("[") - token.count("]"))
-            return self.line * WORDS_LINE + self.segment * WORDLISTS_SEGMENT + self.column
-        if self.scheme == "words":
-            return self.line * WORDS_LINE + self.segment * WORDS_SEGMENT + self.column
-        return self.line * LINE + self.segment * SEGMENT + self.column
+        self.depth = max(0, self.depth + token.count("[") - token.count("]"))
+        line, segment = SPACING[self.scheme]
+        return self.line * line + self.segment * segment + self.column
 
     def extend(self, tokens: Sequence[str] | str) -> list[int]:
         """Position ids of several tokens (a string is one token per character)."""
