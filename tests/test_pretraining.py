@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import AutoModelForCausalLM
 
-from retune.core.text import ANSWER, CALL, RETURN, SOLUTION, ParsedCall, parse_segment
+from retune.core.text import ANSWER, RETURN, SOLUTION, ParsedCall, parse_segment
 from retune.models import load_default_model
 from retune.models.default import DEFAULT_POSITION_SCHEME, PRETRAINED_DIR
 from retune.models.positions import scheme_of
