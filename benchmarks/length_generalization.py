@@ -93,6 +93,7 @@ def run_grid(args) -> dict:
                     rows.append({"task": task, "method": method, "seed": seed,
                                  "train_lengths": list(config.lengths), "train_s": round(train_s, 1),
                                  "finetune": config.finetune, "lr": config.lr, "scheduler": config.scheduler,
+                                 "replay": config.replay,
                                  "lora_targets": config.lora_targets if config.finetune == "lora" else None, **row})
                     print(json.dumps(rows[-1]), flush=True)
     return {

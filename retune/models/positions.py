@@ -14,8 +14,8 @@ is its own segment: both operands of ``a + b`` copy into the call at the *same* 
 digit of each operand sits at a constant offset from the answer line whatever the operands' length (with
 ``"hierarchical"`` the second operand's column grows with the first's length). Measured (docs/
 length-generalization.md): it learns addition's training range in every run, but a list's items lie 128 ids
-apart, and parity at 50 bits fell short in about half the runs (where examined, every problem was right up
-to 40-44 items and the lookup of the list's first item broke beyond).
+apart, and parity at 50 bits fell short in about half the runs: fine-tuning on short lists wears down the
+copy of long ones, which replaying pretraining records (``TrainConfig.replay``) prevents (session 7).
 
 ``"wordlists"`` (opt-in) is ``"words"`` outside brackets and ``"hierarchical"`` inside them: a token that
 follows a space starts a segment only outside ``[...]``, so a bracketed list is one segment whose items are
