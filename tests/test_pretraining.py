@@ -94,7 +94,6 @@ def test_edits_parse_or_fail_in_one_line():
 
 
 def test_pretraining_continues_from_a_model_directory(tmp_path):
-
     from retune.models import build_default_model
     from retune.models.pretraining import pretrain
 
@@ -162,7 +161,6 @@ def _mean_loss(model, tokenizer, records) -> float:
 
 
 def test_shipped_weights_are_the_documented_pretrained_default_model():
-
     from retune.models import build_default_model
     from retune.models.pretraining import PRETRAINING_SETTINGS
 
@@ -207,7 +205,8 @@ def test_benchmark_weights_load_and_record_how_they_were_built():
     """The GPU pretrainings kept for the benchmarks: plain transformers loads them, with the position scheme and
     the (two-stage) settings their pretraining.json records."""
     root = Path(__file__).resolve().parents[1] / "benchmarks" / "models"
-    for name, scheme in (("pretrained-p2", "hierarchical"), ("pretrained-words-f", "words"), ("pretrained-wf-b", "words")):
+    for name, scheme in (("pretrained-p2", "hierarchical"), ("pretrained-words-f", "words"),
+                         ("pretrained-wf-b", "words")):
         model = AutoModelForCausalLM.from_pretrained(root / name)
         saved = json.loads((root / name / "pretraining.json").read_text())
         assert scheme_of(model.config) == scheme == saved["settings"]["position_scheme"]
