@@ -79,7 +79,7 @@ def run_grid(args) -> dict:
                     tasks=[task], method=method, lengths=TRAIN_LENGTHS.get(task, (1, 8)), per_length=args.per_length,
                     max_steps=args.steps, scheduler=args.scheduler, model=args.model,
                     warmup_steps=min(100, args.steps // 10) if args.warmup_steps is None else args.warmup_steps,
-                    replay=args.replay, finetune=args.finetune, lora_r=args.lora_r, lora_alpha=args.lora_r,
+                    replay=args.replay, precision=args.precision, finetune=args.finetune, lora_r=args.lora_r, lora_alpha=args.lora_r,
                     lora_targets=args.lora_targets, trainable=args.trainable,
                     lr=args.lr, batch_size=args.batch_size, out=run_dir, seed=seed, save_every=10**9,
                     progress=False, position_scheme=args.position_scheme,
@@ -93,7 +93,7 @@ def run_grid(args) -> dict:
                     rows.append({"task": task, "method": method, "seed": seed,
                                  "train_lengths": list(config.lengths), "train_s": round(train_s, 1),
                                  "finetune": config.finetune, "lr": config.lr, "scheduler": config.scheduler,
-                                 "replay": config.replay,
+                                 "replay": config.replay, "precision": config.precision,
                                  "lora_targets": config.lora_targets if config.finetune == "lora" else None, **row})
                     print(json.dumps(rows[-1]), flush=True)
     return {
@@ -142,6 +142,8 @@ def main(argv=None) -> None:
     parser.add_argument("--scheduler", default="constant", choices=["constant", "cosine"], help="TrainConfig.scheduler")
     parser.add_argument("--warmup-steps", type=int, help="TrainConfig.warmup_steps (default: min(100, steps / 10))")
     parser.add_argument("--replay", type=float, default=0.0, help="TrainConfig.replay")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                        help="TrainConfig.precision (auto: bf16 mixed precision on a GPU, fp32 on CPU)")
     parser.add_argument("--model", default="default",
                         help="default (pretrained), default-scratch (no pretraining) or a model directory")
     parser.add_argument("--finetune", default="auto", choices=["auto", "full", "lora"],
