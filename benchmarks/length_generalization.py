@@ -9,9 +9,10 @@ For every (task, method, seed) it trains the default model with :func:`retune.en
 problems of the task's training lengths (records of every method come from ``build_records``; the longest
 problem in any record is the "training length"), then solves ``--n`` fresh problems (test seed 99, disjoint
 from the training seed's draws) of every evaluation length with the real solver and a batched greedy
-policy, and scores exact answers. Training is step-matched (``--steps``; constant lr after warmup unless
-``--scheduler cosine``), so results do not depend on the machine's load; the wall time of each run
-is recorded too. ``--model`` picks the starting point: ``default`` (the shipped pretrained default model),
+policy, and scores exact answers. Training is step-matched (``--steps``, by default the steps a bare
+``retune run`` trains each method for), so results do not depend on the machine's load; the wall time of each
+run is recorded too. Every training setting not given on the command line is the trainer's own default (for
+the default model its measured recipe; see :class:`retune.engines.training.TrainConfig`). ``--model`` picks the starting point: ``default`` (the shipped pretrained default model),
 ``default-scratch`` (the same architecture untrained) or a model directory.
 
 Writes ``OUT/length_generalization.json`` (settings, machine, date, one row per task/method/seed/length with
@@ -41,6 +42,7 @@ from retune.core.solver import solve
 from retune.engines.inference import load_policy
 from retune.engines.training import TrainConfig, train
 from retune.models.positions import SCHEMES
+from retune.pipeline import DEFAULT_METHOD_STEPS
 from retune.plugins import get_registry
 
 TRAIN_LENGTHS = {"parity": (1, 10), "addition": (1, 8), "dp": (1, 5)}
@@ -75,16 +77,16 @@ def run_grid(args) -> dict:
         for method in args.methods:
             for seed in args.seeds:
                 run_dir = root / f"{task}-{method}-seed{seed}"
+                given = {key: getattr(args, key) for key in ("scheduler", "warmup_steps", "replay",
+                                                              "loss_normalization", "lora_targets", "lr")
+                         if getattr(args, key) is not None}
                 config = TrainConfig(
                     tasks=[task], method=method, lengths=TRAIN_LENGTHS.get(task, (1, 8)), per_length=args.per_length,
-                    max_steps=args.steps, scheduler=args.scheduler, model=args.model,
-                    warmup_steps=min(100, args.steps // 10) if args.warmup_steps is None else args.warmup_steps,
-                    replay=args.replay, precision=args.precision, finetune=args.finetune, lora_r=args.lora_r, lora_alpha=args.lora_r,
-                    lora_targets=args.lora_targets, trainable=args.trainable,
-                    lr=args.lr, batch_size=args.batch_size, out=run_dir, seed=seed, save_every=10**9,
-                    progress=False, position_scheme=args.position_scheme,
-                    **({"loss_normalization": args.loss_normalization} if args.loss_normalization else {}),
+                    max_steps=args.steps, model=args.model, finetune=args.finetune, lora_r=args.lora_r,
+                    lora_alpha=args.lora_r, trainable=args.trainable, batch_size=args.batch_size, out=run_dir,
+                    seed=seed, save_every=10**9, progress=False, position_scheme=args.position_scheme,
                     balance_lengths=args.balance_lengths, bucket_batches=args.bucket_batches,
+                    precision=args.precision, **given,
                 )
                 started = time.perf_counter()
                 train(config)
@@ -135,26 +137,28 @@ def main(argv=None) -> None:
     parser.add_argument("--methods", type=lambda s: s.split(","), default=["retuning", "scratchpad", "baseline"])
     parser.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0, 1, 2])
     parser.add_argument("--n", type=int, default=200, help="test problems per length")
-    parser.add_argument("--steps", type=int, default=3000, help="optimizer steps per training run")
+    parser.add_argument("--steps", type=int, default=DEFAULT_METHOD_STEPS,
+                        help="optimizer steps per training run (default: retune run's)")
     parser.add_argument("--per-length", type=int, default=600, help="training problems per length")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, help="TrainConfig.lr (default: its auto choice)")
-    parser.add_argument("--scheduler", default="constant", choices=["constant", "cosine"], help="TrainConfig.scheduler")
-    parser.add_argument("--warmup-steps", type=int, help="TrainConfig.warmup_steps (default: min(100, steps / 10))")
-    parser.add_argument("--replay", type=float, default=0.0, help="TrainConfig.replay")
+    parser.add_argument("--scheduler", choices=["constant", "cosine"], help="TrainConfig.scheduler (default: its auto choice)")
+    parser.add_argument("--warmup-steps", type=int, help="TrainConfig.warmup_steps (default: its auto choice)")
+    parser.add_argument("--replay", type=float, help="TrainConfig.replay (default: its auto choice)")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
                         help="TrainConfig.precision (auto: bf16 mixed precision on a GPU, fp32 on CPU)")
     parser.add_argument("--model", default="default",
                         help="default (pretrained), default-scratch (no pretraining) or a model directory")
     parser.add_argument("--finetune", default="auto", choices=["auto", "full", "lora"],
-                        help="TrainConfig.finetune (auto: LoRA for a model directory, full for the default model)")
+                        help="TrainConfig.finetune (auto: full for default-scratch, else LoRA)")
     parser.add_argument("--lora-targets", type=lambda s: s.split(","),
                         help="TrainConfig.lora_targets (default: its auto choice), e.g. q_proj,k_proj,v_proj,o_proj")
     parser.add_argument("--trainable", type=lambda s: s.split(","), default=[],
                         help="TrainConfig.trainable (full fine-tuning of these parameters only), e.g. mlp")
     parser.add_argument("--lora-r", type=int, default=64, help="TrainConfig.lora_r (alpha is set equal)")
     parser.add_argument("--position-scheme", default="auto", choices=["auto", *SCHEMES])
-    parser.add_argument("--loss-normalization", choices=["token", "example"], help="TrainConfig.loss_normalization")
+    parser.add_argument("--loss-normalization", choices=["token", "example"],
+                        help="TrainConfig.loss_normalization (default: its auto choice)")
     parser.add_argument("--balance-lengths", action=argparse.BooleanOptionalAction, default=True,
                         help="give every training length the same weight (TrainConfig.balance_lengths)")
     parser.add_argument("--bucket-batches", type=int, default=64, help="TrainConfig.bucket_batches (1: random batches)")

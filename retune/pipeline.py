@@ -24,8 +24,11 @@ from retune.core.methods import METHODS, check_method
 
 RUN_CONFIG = "run_config.json"
 RUN_STATE = "run_state.json"
-DEFAULT_METHOD_BUDGET = 400.0  # seconds of training per method when no budget is given (the default model's
-# combine steps are learned after ~600-1,200 steps; see docs/length-generalization.md)
+# Training per method when neither steps nor a budget is given: DEFAULT_METHOD_STEPS optimizer steps (the horizon
+# of the default model's cosine schedule), capped at DEFAULT_METHOD_BUDGET seconds (issue #5 allows 10 minutes
+# per method on 2 CPU cores; see docs/length-generalization.md).
+DEFAULT_METHOD_STEPS = 4000
+DEFAULT_METHOD_BUDGET = 600.0
 # Settings a resumed run may change: they do not alter what was already trained or measured.
 RESUMABLE = {"progress", "eval_batch_size"}
 
@@ -37,7 +40,7 @@ class RunConfig(BaseModel):
     out: Path
     train_lengths: tuple[int, int] | None = None  # default: the first task's default_train_lengths
     eval_lengths: list[int] | None = None  # default: the training range, then 1.5x to 5x its top
-    per_length: int = Field(200, ge=1, description="training problems per length")
+    per_length: int = Field(600, ge=1, description="training problems per length")
     eval_per_length: int = Field(50, ge=1)
     max_steps: int | None = Field(None, ge=1, description="optimizer steps per method")
     time_budget: float | None = Field(None, gt=0, description="seconds of training in all, split among methods")
@@ -67,8 +70,11 @@ class RunConfig(BaseModel):
         for task in tasks:
             task.check_length(train[0])
         evals = self.eval_lengths or default_eval_lengths(train, max(t.default_eval_lengths[1] for t in tasks))
-        budget = self.time_budget if (self.time_budget or self.max_steps) else DEFAULT_METHOD_BUDGET * len(self.methods)
-        return self.model_copy(update={"train_lengths": tuple(train), "eval_lengths": evals, "time_budget": budget})
+        steps, budget = self.max_steps, self.time_budget
+        if not (steps or budget):
+            steps, budget = DEFAULT_METHOD_STEPS, DEFAULT_METHOD_BUDGET * len(self.methods)
+        return self.model_copy(update={"train_lengths": tuple(train), "eval_lengths": evals, "max_steps": steps,
+                                       "time_budget": budget})
 
 
 def default_eval_lengths(train: tuple[int, int], cap: int) -> list[int]:

@@ -93,3 +93,16 @@ def test_bad_input(args, message, tmp_path):
     result = retune("run", "--out", str(tmp_path / "x"), *args, check=False)
     assert result.returncode == 2 and message in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_default_training_is_steps_capped_by_time(tmp_path):
+    from retune.pipeline import DEFAULT_METHOD_BUDGET, DEFAULT_METHOD_STEPS, make_run_config
+    from retune.plugins import get_registry
+
+    registry = get_registry()
+    default = make_run_config({"tasks": "parity", "out": tmp_path}).resolved(registry)
+    assert (default.max_steps, default.time_budget) == (DEFAULT_METHOD_STEPS, DEFAULT_METHOD_BUDGET * 3)
+    budget = make_run_config({"tasks": "parity", "out": tmp_path, "time_budget": 90}).resolved(registry)
+    assert (budget.max_steps, budget.time_budget) == (None, 90)
+    steps = make_run_config({"tasks": "parity", "out": tmp_path, "max_steps": 7}).resolved(registry)
+    assert (steps.max_steps, steps.time_budget) == (7, None)

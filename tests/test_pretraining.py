@@ -103,8 +103,8 @@ def test_pretraining_continues_from_a_model_directory(tmp_path):
     model.save_pretrained(tmp_path / "init")
     tokenizer.save_pretrained(tmp_path / "init")
     (tmp_path / "init" / "pretraining.json").write_text(json.dumps({"settings": {"seed": 5}}))
-    with pytest.raises(ValueError, match="uses 'hierarchical' positions"):
-        pretrain(tmp_path / "out", tmp_path / "work", init=tmp_path / "init", position_scheme="words")
+    with pytest.raises(ValueError, match="uses 'words' positions"):
+        pretrain(tmp_path / "out", tmp_path / "work", init=tmp_path / "init", position_scheme="hierarchical")
     with pytest.raises(ValueError, match="not a model directory"):
         pretrain(tmp_path / "out", tmp_path / "work", init=tmp_path / "nowhere")
     out = pretrain(tmp_path / "out", tmp_path / "work", init=tmp_path / "init", records=40, batch_size=4,
@@ -169,7 +169,8 @@ def test_shipped_weights_are_the_documented_pretrained_default_model():
     assert saved["settings"] == PRETRAINING_SETTINGS  # `python -m retune.models.pretraining` rebuilds them
 
     model, tokenizer = load_default_model()
-    assert scheme_of(model.config) == DEFAULT_POSITION_SCHEME == "hierarchical"
+    assert scheme_of(model.config) == DEFAULT_POSITION_SCHEME == "words"
+    assert saved["settings"]["edits"]["firsts"] > 0 and "init" not in saved  # one stage, firsts from the start
     plain = AutoModelForCausalLM.from_pretrained(PRETRAINED_DIR)  # plain transformers loads them too
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), plain.parameters()))
 
@@ -191,7 +192,7 @@ def test_missing_weights_are_a_one_line_error(tmp_path, monkeypatch):
         assert "pretrained weights are missing" in str(exc) and "\n" not in str(exc)
     else:
         raise AssertionError("no error for missing weights")
-    assert default.load_default_model(pretrained=False)[0].config.retune_position_scheme == "hierarchical"
+    assert default.load_default_model(pretrained=False)[0].config.retune_position_scheme == "words"
 
 
 def test_parallel_records_are_the_same_records(monkeypatch):
@@ -202,15 +203,13 @@ def test_parallel_records_are_the_same_records(monkeypatch):
 
 
 def test_benchmark_weights_load_and_record_how_they_were_built():
-    """The GPU pretrainings kept for the benchmarks: plain transformers loads them, with the position scheme and
-    the (two-stage) settings their pretraining.json records."""
+    """The pretrainings kept for the benchmarks (the first shipped CPU weights, two GPU runs): plain transformers
+    loads them, with the position scheme and the (two-stage) settings their pretraining.json records."""
     root = Path(__file__).resolve().parents[1] / "benchmarks" / "models"
-    for name, scheme in (("pretrained-p2", "hierarchical"), ("pretrained-words-f", "words"),
-                         ("pretrained-wf-b", "words")):
+    for name, scheme in (("pretrained-cpu", "hierarchical"), ("pretrained-p2", "hierarchical"),
+                         ("pretrained-words-f", "words")):
         model = AutoModelForCausalLM.from_pretrained(root / name)
         saved = json.loads((root / name / "pretraining.json").read_text())
         assert scheme_of(model.config) == scheme == saved["settings"]["position_scheme"]
     stage2 = json.loads((root / "pretrained-words-f" / "pretraining.json").read_text())
     assert stage2["settings"]["edits"]["firsts"] > 0 and "firsts" not in stage2["init"]["settings"]["edits"]
-    one_stage = json.loads((root / "pretrained-wf-b" / "pretraining.json").read_text())
-    assert one_stage["settings"]["edits"]["firsts"] > 0 and "init" not in one_stage

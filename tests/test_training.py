@@ -183,14 +183,27 @@ def test_lora_trains_only_the_adapter_and_reloads(tmp_path):
         assert torch.allclose(merged(ids).logits, with_adapter(ids).logits, atol=1e-5)
 
 
-def test_auto_finetuning_full_for_the_default_model_lora_on_its_mlps_or_a_model_dirs_attention(tmp_path, tiny_model_dir):
-    default = TrainConfig(out=tmp_path / "a", model="default")
-    assert (default.finetune, default.lr, default.scheduler, default.loss_normalization) == ("full", 1e-3, "constant", "example")
-    assert TrainConfig(out=tmp_path / "b", model="default", finetune="lora").lora_targets == ["gate_proj", "up_proj", "down_proj"]
-    directory = TrainConfig(out=tmp_path / "c", model=str(tiny_model_dir))
-    assert (directory.finetune, directory.lr) == ("lora", 2e-4)
+def test_auto_settings_the_default_models_recipe_or_the_usual_ones(tmp_path, tiny_model_dir):
+    default = TrainConfig(out=tmp_path / "a", model="default", max_steps=2500)
+    assert (default.finetune, default.lora_targets, default.lr) == ("lora", ["gate_proj", "up_proj", "down_proj"], 1.5e-3)
+    assert (default.scheduler, default.warmup_steps, default.loss_normalization, default.replay) == (
+        "cosine", 100, "token", 0.05)
+    budget_only = TrainConfig(out=tmp_path / "a2", model="default", time_budget=60)
+    assert (budget_only.scheduler, budget_only.warmup_steps) == ("constant", 0)  # no horizon for a cosine
+    full = TrainConfig(out=tmp_path / "a3", model="default", finetune="full", max_steps=50)
+    assert (full.lr, full.scheduler, full.warmup_steps) == (1e-3, "cosine", 5)
+    scratch = TrainConfig(out=tmp_path / "b", model="default-scratch", max_steps=50)
+    assert (scratch.finetune, scratch.lr, scratch.scheduler, scratch.warmup_steps) == ("full", 1e-3, "constant", 0)
+    assert (scratch.loss_normalization, scratch.replay) == ("example", 0.0)
+    directory = TrainConfig(out=tmp_path / "c", model=str(tiny_model_dir), max_steps=50)
+    assert (directory.finetune, directory.lr, directory.scheduler, directory.warmup_steps) == ("lora", 2e-4, "constant", 0)
     assert directory.lora_targets == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    assert (directory.loss_normalization, directory.replay) == ("example", 0.0)
     assert TrainConfig(out=tmp_path / "d", model="default", lora_targets="q_proj").lora_targets == ["q_proj"]
+    chosen = TrainConfig(out=tmp_path / "e", model="default", max_steps=50, scheduler="constant", warmup_steps=0,
+                         loss_normalization="example", replay=0, lr=1e-4)
+    assert (chosen.scheduler, chosen.warmup_steps, chosen.loss_normalization, chosen.replay, chosen.lr) == (
+        "constant", 0, "example", 0.0, 1e-4)  # what is given is kept
 
 
 def test_full_finetuning_of_named_parameters_leaves_the_rest_untouched(tmp_path, tiny_model_dir):

@@ -20,9 +20,9 @@ from retune.core.errors import RetuneError
 from retune.models.positions import CONFIG_KEY
 from retune.models.tokenizer import build_tokenizer
 
-# Position ids of the default model (retune.models.positions): line/bracket/column ids put every copy of a
+# Position ids of the default model (retune.models.positions): line/word/column ids put every copy of a
 # recursive call at a constant relative offset, however long the problem (docs/length-generalization.md).
-DEFAULT_POSITION_SCHEME = "hierarchical"
+DEFAULT_POSITION_SCHEME = "words"
 # The shipped weights of the default model after its task-agnostic pretraining (retune.models.pretraining).
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 DEFAULT_ARCHITECTURE = {

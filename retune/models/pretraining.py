@@ -18,12 +18,12 @@ digit strings (sometimes two of the same length joined by an operator). A record
 * ``grow``: a returned line with one item (or digit) put in front of each list (or number), the item
   being the first one of the first list (or number) of the problem line (the shape of a combine that
   extends a returned value);
-* ``firsts`` (opt-in, see :data:`EDITS`): the first symbol of every list and number of the problem line, then
+* ``firsts`` (not in :data:`EDITS`; in the shipped weights' mix): the first symbol of every list and number of the problem line, then
   ``;`` and the first symbol of the returned line (the inputs of a combine step that looks at the head of
   *each* argument and at what came back, e.g. both leading digits of ``a - b`` and a returned carry).
 
-Which edits a record may ask for, and how often, is the ``edits`` setting (:data:`EDITS` by default, the mix
-of the shipped weights; another mix draws other records).
+Which edits a record may ask for, and how often, is the ``edits`` setting (:data:`EDITS` by default; the
+shipped weights were drawn with ``PRETRAINING_SETTINGS["edits"]``; another mix draws other records).
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ MAX_LINE = 240  # characters of a line; longer draws are redrawn
 _WORD_RUN = re.compile(r"[A-Za-z]+(?: [A-Za-z]+)*")
 KINDS = ("bits", "digits", "ints", "letters", "bools")
 OPERATORS = "-/%&|^~#@=<>"  # not + or *: "a + b" and "a * b" are the formats of built-in tasks
-# The edits of the shipped weights and their weights (the order and weights fix which record an index draws)
+# The basic mix of edits and their weights (the order and weights fix which record an index draws): the default of
+# pretraining_records, so the records replayed in fine-tuning (TrainConfig.replay) and those of the first shipped
+# weights; the shipped weights' own mix is PRETRAINING_SETTINGS["edits"]
 EDITS = {"copy": 2, "smaller": 4, "rewrite": 2, "grow": 2, "compare": 2}
 ALL_EDITS = (*EDITS, "firsts")
 
@@ -257,25 +259,26 @@ def pretraining_records(count: int, seed: int = 0, processes: int = 1,
 
 # ---- the pretraining run ------------------------------------------------------------------------------------
 
-# The settings of the shipped weights (retune/models/pretrained; 53 minutes on one CPU thread). A longer run on a
-# GPU (--records 200000 --batch-size 128 --max-steps 8935, 370 s on one H100) is kept for the benchmarks in
-# benchmarks/models/pretrained-p2 (docs/length-generalization.md, sessions 3 and 4), and a two-stage one with
-# words positions and the firsts edit in benchmarks/models/pretrained-words-f (session 5; its pretraining.json), and
-# a one-stage one with firsts in the mix from the start in benchmarks/models/pretrained-wf-b (session 6).
+# The settings of the shipped weights (retune/models/pretrained, "wf-b" in docs/length-generalization.md: words
+# positions, the firsts edit in the mix from the start; about 6 minutes on one H100 or H200, hours on 2 CPU
+# cores). Earlier pretrainings are kept for the benchmarks in benchmarks/models: the first shipped weights
+# (pretrained-cpu: hierarchical positions, this module's EDITS, batch 16 x 8,000 steps, 53 minutes on one CPU
+# thread), a longer GPU run of the same (pretrained-p2, sessions 3 and 4) and a two-stage one with words
+# positions (pretrained-words-f, session 5); each directory's pretraining.json has its settings.
 PRETRAINING_SETTINGS = {
-    "records": 150_000,
-    "seed": 0,
+    "records": 400_000,
+    "seed": 2,
     "lr": 1e-3,
     "warmup_steps": 200,
     "scheduler": "constant",
-    "batch_size": 16,
-    "max_steps": 8000,
+    "batch_size": 256,
+    "max_steps": 4714,
     "max_length": 1200,
     "loss_normalization": "token",
     "balance_lengths": False,
-    "position_scheme": "hierarchical",
+    "position_scheme": "words",
     "precision": "fp32",
-    "edits": dict(EDITS),
+    "edits": {"copy": 2.0, "smaller": 4.0, "rewrite": 1.0, "grow": 3.0, "compare": 2.0, "firsts": 6.0},
 }
 
 

@@ -40,8 +40,8 @@ def _default(name: str) -> str:
 @click.option("--per-length", type=int, help=f"Problems per length. {_default('per_length')}")
 @click.option("--data", type=click.Path(dir_okay=False), help="JSONL file of records (instead of --task).")
 @click.option("--model", help="'default' (the embedded pretrained model), 'default-scratch' (the same, untrained) or a transformers model directory. [default: default]")
-@click.option("--lora", "finetune", flag_value="lora", default=None, help="LoRA fine-tuning (default for a model dir).")
-@click.option("--full", "finetune", flag_value="full", help="Full fine-tuning (default for the default model).")
+@click.option("--lora", "finetune", flag_value="lora", default=None, help="LoRA fine-tuning (default, except for default-scratch).")
+@click.option("--full", "finetune", flag_value="full", help="Full fine-tuning (default for default-scratch).")
 @click.option("--lora-r", type=int, help=_default("lora_r"))
 @click.option("--lora-alpha", type=int, help=_default("lora_alpha"))
 @click.option("--lora-dropout", type=float, help=_default("lora_dropout"))
@@ -56,15 +56,17 @@ def _default(name: str) -> str:
 @click.option("--epochs", type=int, help="Stop after this many epochs. [default: 1 when no other limit]")
 @click.option("--batch-size", type=int, help=f"Examples per micro-batch and process. {_default('batch_size')}")
 @click.option("--grad-accum", type=int, help=f"Micro-batches per optimizer step. {_default('grad_accum')}")
-@click.option("--lr", type=float, help="Learning rate. [default: 1e-3 default model, 2e-4 LoRA, 2e-5 full]")
+@click.option("--lr", type=float, help="Learning rate. [default: 1.5e-3 default model, 1e-3 default-scratch, 2e-4 LoRA, 2e-5 full]")
 @click.option("--weight-decay", type=float, help=_default("weight_decay"))
-@click.option("--scheduler", type=_choices("scheduler"), help=_default("scheduler"))
-@click.option("--warmup-steps", type=int, help=_default("warmup_steps"))
+@click.option("--scheduler", type=_choices("scheduler"),
+              help="After warmup. [default: cosine for the default model with --max-steps or --epochs, else constant]")
+@click.option("--warmup-steps", type=int, help="[default: min(100, max-steps/10) for the default model, else 0]")
 @click.option("--loss-normalization", type=_choices("loss_normalization"),
-              help=f"Mean over all supervised tokens, or per example first. {_default('loss_normalization')}")
+              help="Mean over all supervised tokens, or per example first. [default: token for the default model, "
+              "else example]")
 @click.option("--balance-lengths/--no-balance-lengths", default=None,
               help="Repeat records so that every length weighs the same. [default: balance]")
-@click.option("--replay", type=float, help=f"Pretraining records added per task record. {_default('replay')}")
+@click.option("--replay", type=float, help="Pretraining records added per task record. [default: 0.05 for the default model, else 0]")
 @click.option("--position-scheme", type=_choices("position_scheme"),
               help="Position ids. [default: auto, the model's own]")
 @click.option("--max-length", type=int, help=f"Drop longer examples (tokens). {_default('max_length')}")

@@ -4,18 +4,20 @@ A config comes from keyword arguments, from a JSON file (:func:`load_config_file
 command line overriding the file. Settings left as ``None`` or ``"auto"`` are resolved on validation (see
 :meth:`TrainConfig._resolve`), so the ``train_config.json`` that a run writes holds the values actually used.
 
-Defaults for the default model (batch 16, lr 1e-3, constant schedule) come from measurements on 2 CPU
-cores: over 200 steps of parity Re-Tuning the mean loss of the last 50 steps was 0.246 with a constant lr
-and 0.257 with cosine decay after 20 warmup steps; a constant lr also needs no known horizon, so it suits
-time budgets (and it is the paper's schedule).
-
-With ``--lora`` the default model gets LoRA on its MLPs (``gate_proj``/``up_proj``/``down_proj``) and its
-attention stays frozen: pretraining taught the attention to copy lines of any length, which recursive calls need
-beyond the training lengths, and fine-tuning on short problems unlearns it. From the longer GPU pretraining
-(benchmarks/models/pretrained-p2), addition trained on 1-8 digits reaches 0.83-0.86 at 16 digits in two seeds of
-three with that LoRA, lr 2e-3 and a cosine schedule, where full fine-tuning gets 0.00; but the same recipe
-left parity's XOR unlearned in one run of four, so it is not the default (docs/length-generalization.md,
-session 4).
+The default model's fine-tuning recipe (the "auto" values below) comes from measurements on 2 CPU cores and a
+GPU (docs/length-generalization.md, sessions 4-8): LoRA r=64 on its MLPs (``gate_proj``/``up_proj``/``down_proj``)
+with its attention frozen, lr 1.5e-3, 100 warmup steps and a cosine decay over ``max_steps``, the loss averaged
+over tokens, batch 16, and 0.05 pretraining records replayed per task record. Pretraining taught the attention
+to copy lines of any length, which recursive calls need beyond the training lengths; full fine-tuning on short
+problems unlearns it (addition trained on 1-8 digits: 0.00 at 16 digits fully fine-tuned, 0.84-1.00 with this
+LoRA), and even LoRA on the MLPs alone wears down copies of long lists unless a few pretraining records are
+replayed (parity at 50 bits, seed 4: 0.36-0.52 without replay, 1.00 with it). More replay slows the combine: its
+records have long outputs, so at 0.2 they are ~40% of addition's supervised tokens (0.47 at 4 digits in one
+seed). The high early learning rate ends the plateau of a combine such as parity's XOR, and the decay keeps the
+long copies; 2e-3 lost the XOR again in one parity seed, 1e-3 lost some of addition's range, 1.5e-3 kept both
+(parity 0.995-1.00 at 50 bits in five seeds). Without a step horizon (a time budget alone) the schedule is
+constant. Other models keep the usual defaults (LoRA on the attention, the paper's choice, at 2e-4; full
+fine-tuning at 2e-5; a constant schedule; per-example loss; no replay).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ EMBEDDED_MODELS = (DEFAULT_MODEL, SCRATCH_MODEL)
 CONFIG_FILE = "train_config.json"
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 DEFAULT_MODEL_LORA_TARGETS = ("gate_proj", "up_proj", "down_proj")
+DEFAULT_MODEL_REPLAY = 0.05  # pretraining records per task record when fine-tuning the default model
 
 # Settings that may change when a run is resumed; every other one must match the run's saved config.
 RESUMABLE_CHANGES = frozenset(
@@ -73,7 +76,7 @@ class TrainConfig(BaseModel):
     model: str = Field(DEFAULT_MODEL, description="'default' (the embedded pretrained model), 'default-scratch' "
                        "(the same, freshly initialised) or a transformers model directory")
     finetune: Literal["auto", "full", "lora"] = Field(
-        "auto", description="auto: full for the default model, LoRA for a model directory"
+        "auto", description="auto: LoRA for the default model and a model directory, full for default-scratch"
     )
     trainable: list[str] = Field(
         default_factory=list, description="full fine-tuning trains only the parameters whose names contain one of "
@@ -83,9 +86,9 @@ class TrainConfig(BaseModel):
     lora_alpha: int = Field(64, ge=1)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     lora_targets: list[str] | None = Field(
-        None, description="modules LoRA adapts; auto: the MLPs of the default model (with --lora; its "
-        "pretrained attention holds the copy skills that calls need beyond the training lengths), the attention "
-        "projections of a model directory (the paper's choice)"
+        None, description="modules LoRA adapts; auto: the MLPs of the default model (its pretrained attention "
+        "holds the copy skills that calls need beyond the training lengths), the attention projections of a "
+        "model directory (the paper's choice)"
     )
     merge_lora: bool = Field(True, description="also save the merged full model in the run dir (LoRA only)")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
@@ -95,23 +98,32 @@ class TrainConfig(BaseModel):
     # ---- optimisation --------------------------------------------------------------------------------
     batch_size: int = Field(16, ge=1, description="examples per micro-batch and process")
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
-    lr: float | None = Field(None, gt=0, description="auto: 1e-3 default model, 2e-4 LoRA, 2e-5 full fine-tuning")
+    lr: float | None = Field(
+        None, gt=0, description="auto: 1.5e-3 default model (LoRA), 1e-3 fully fine-tuned embedded model, "
+        "2e-4 LoRA, 2e-5 full fine-tuning"
+    )
     weight_decay: float = Field(0.0, ge=0)
-    scheduler: Literal["constant", "cosine"] = Field("constant", description="after linear warmup")
-    warmup_steps: int = Field(0, ge=0)
+    scheduler: Literal["auto", "constant", "cosine"] = Field(
+        "auto", description="after linear warmup; auto: cosine for the default model when max_steps or epochs "
+        "fix the horizon, else constant"
+    )
+    warmup_steps: int | None = Field(None, ge=0, description="auto: min(100, max_steps / 10) for the default "
+                                     "model with max_steps, else 0")
     max_grad_norm: float | None = Field(1.0, gt=0)
     bucket_batches: int = Field(64, ge=1, description="batches per length-sorted bucket")
     balance_lengths: bool = Field(
         True, description="repeat records so that every (task, length) has about as many as the commonest one "
         "(few distinct short problems exist; without it the base case and short calls are rarely seen)"
     )
-    loss_normalization: Literal["token", "example"] = Field(
-        "example", description="example: mean over each example's supervised tokens, then over examples (every "
-        "decision of a recursion weighs the same, however long its text); token: mean over all supervised tokens"
+    loss_normalization: Literal["auto", "token", "example"] = Field(
+        "auto", description="token: mean over all supervised tokens; example: mean over each example's supervised "
+        "tokens, then over examples (every decision of a recursion weighs the same, however long its text); "
+        "auto: token for the default model, example otherwise"
     )
-    replay: float = Field(
-        0.0, ge=0, le=1, description="add this many pretraining records (retune.models.pretraining) per task "
-        "record, so that fine-tuning keeps the default model's generic copy skills"
+    replay: float | None = Field(
+        None, ge=0, le=1, description="add this many pretraining records (retune.models.pretraining) per task "
+        "record, so that fine-tuning keeps the default model's generic copy skills; auto: 0.05 for the default "
+        "model, else 0"
     )
     position_scheme: Literal["auto", "sequential", "hierarchical", "words", "wordlists"] = Field(
         "auto", description="position ids (retune.models.positions); auto: the model's own "
@@ -166,12 +178,22 @@ class TrainConfig(BaseModel):
     def _resolve(self) -> TrainConfig:
         if self.tasks and self.data is not None:
             raise ValueError("give tasks or a data file, not both")
+        default = self.model == DEFAULT_MODEL  # the default model's measured recipe (see the module doc)
         if self.finetune == "auto":
-            self.finetune = "full" if self.model in EMBEDDED_MODELS else "lora"
+            self.finetune = "full" if self.model == SCRATCH_MODEL else "lora"
         if self.lora_targets is None:
-            self.lora_targets = list(DEFAULT_MODEL_LORA_TARGETS if self.model == DEFAULT_MODEL else ATTENTION)
+            self.lora_targets = list(DEFAULT_MODEL_LORA_TARGETS if default else ATTENTION)
         if self.lr is None:
-            self.lr = 1e-3 if self.model in EMBEDDED_MODELS else 2e-4 if self.finetune == "lora" else 2e-5
+            self.lr = (1.5e-3 if default and self.finetune == "lora" else 1e-3 if self.model in EMBEDDED_MODELS
+                       else 2e-4 if self.finetune == "lora" else 2e-5)
+        if self.scheduler == "auto":
+            self.scheduler = "cosine" if default and (self.max_steps or self.epochs) else "constant"
+        if self.warmup_steps is None:
+            self.warmup_steps = min(100, self.max_steps // 10) if default and self.max_steps else 0
+        if self.loss_normalization == "auto":
+            self.loss_normalization = "token" if default else "example"
+        if self.replay is None:
+            self.replay = DEFAULT_MODEL_REPLAY if default else 0.0
         if self.scheduler == "cosine" and self.max_steps is None and self.epochs is None and self.time_budget:
             raise ValueError("a cosine schedule under a time budget needs max_steps or epochs too")
         return self
