@@ -5,15 +5,15 @@
     python benchmarks/length_generalization.py --tasks parity --methods retuning --seeds 0 --n 30 \\
         --steps 1500 --eval-lengths parity=5,10,20,50
 
-For every (task, method, seed) it trains the default model with :func:`retune.engines.training.train` on
-problems of the task's training lengths (records of every method come from ``build_records``; the longest
-problem in any record is the "training length"), then solves ``--n`` fresh problems (test seed 99, disjoint
-from the training seed's draws) of every evaluation length with the real solver and a batched greedy
-policy, and scores exact answers. Training is step-matched (``--steps``, by default the steps a bare
-``retune run`` trains each method for), so results do not depend on the machine's load; the wall time of each
-run is recorded too. Every training setting not given on the command line is the trainer's own default (for
-the default model its measured recipe; see :class:`retune.engines.training.TrainConfig`). ``--model`` picks the starting point: ``default`` (the shipped pretrained default model),
-``default-scratch`` (the same architecture untrained) or a model directory.
+For every (task, method, seed) it trains the default model with :func:`retune.engines.training.train` on problems
+of the task's training lengths (records of every method come from ``build_records``; the longest problem in any
+record is the "training length"), then solves ``--n`` fresh problems (test seed 99, disjoint from the training
+seed's draws) of every evaluation length with the real solver and a batched greedy policy, and scores exact
+answers. Training is step-matched (``--steps``, by default the steps a bare ``retune run`` trains each method for),
+so results do not depend on the machine's load; the wall time of each run is recorded too. Every training setting
+not given on the command line is the trainer's own default (for the default model its measured recipe; see
+:class:`retune.engines.training.TrainConfig`). ``--model`` picks the starting point: ``default`` (the shipped
+pretrained default model), ``default-scratch`` (the same architecture untrained) or a model directory.
 
 Writes ``OUT/length_generalization.json`` (settings, machine, date, one row per task/method/seed/length with
 the accuracy and the outcome counts) and ``OUT/length_generalization.png`` (accuracy against length, mean
@@ -142,7 +142,8 @@ def main(argv=None) -> None:
     parser.add_argument("--per-length", type=int, default=600, help="training problems per length")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, help="TrainConfig.lr (default: its auto choice)")
-    parser.add_argument("--scheduler", choices=["constant", "cosine"], help="TrainConfig.scheduler (default: its auto choice)")
+    parser.add_argument("--scheduler", choices=["constant", "cosine"],
+                        help="TrainConfig.scheduler (default: its auto choice)")
     parser.add_argument("--warmup-steps", type=int, help="TrainConfig.warmup_steps (default: its auto choice)")
     parser.add_argument("--replay", type=float, help="TrainConfig.replay (default: its auto choice)")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",

@@ -1,22 +1,22 @@
 """Position ids of the default model: where each token sits in the text's lines and segments.
 
-With the ``"hierarchical"`` scheme (the first default model's) a token's position id is ``line * LINE + segment * SEGMENT + column``:
-a newline ends a line (the token after it starts line+1, segment 0, column 0), a ``[`` starts a new segment
-of its line (the ``[`` itself is column 0 of it), and every other token is the next column. RoPE sees only
-differences of position ids, so every copy a recursive call makes (the problem's list minus its first
-element into the ``Call:`` line, a returned list into the answer) sits at a small *constant* relative
-offset, however long the problem is; with plain sequential ids that offset grows with the problem. It is
-generic text structure (lines, brackets), with nothing task-specific.
+With the ``"hierarchical"`` scheme (the first default model's) a token's position id is ``line * LINE + segment *
+SEGMENT + column``: a newline ends a line (the token after it starts line+1, segment 0, column 0), a ``[`` starts a
+new segment of its line (the ``[`` itself is column 0 of it), and every other token is the next column. RoPE sees
+only differences of position ids, so every copy a recursive call makes (the problem's list minus its first element
+into the ``Call:`` line, a returned list into the answer) sits at a small *constant* relative offset, however long
+the problem is; with plain sequential ids that offset grows with the problem. It is generic text structure (lines,
+brackets), with nothing task-specific.
 
-``"words"`` (the default model's scheme) also starts a segment at every token that follows a space, with ``WORDS_LINE`` and
-``WORDS_SEGMENT`` spacing (up to 256 segments of 128 columns per line). Then every word, number and list item
-is its own segment: both operands of ``a + b`` copy into the call at the *same* constant offset, and the first
-digit of each operand sits at a constant offset from the answer line whatever the operands' length (with
-``"hierarchical"`` the second operand's column grows with the first's length). Measured (docs/
-length-generalization.md): it learns addition's training range in every run, but a list's items lie 128 ids
-apart, and parity at 50 bits fell short in about half the runs: fine-tuning on short lists wears down the
-copy of long ones, which replaying pretraining records (``TrainConfig.replay``) prevents (session 7; with
-the default model's recipe parity is 0.995-1.00 at 50 bits in five seeds, session 8).
+``"words"`` (the default model's scheme) also starts a segment at every token that follows a space, with
+``WORDS_LINE`` and ``WORDS_SEGMENT`` spacing (up to 256 segments of 128 columns per line). Then every word, number
+and list item is its own segment: both operands of ``a + b`` copy into the call at the *same* constant offset, and
+the first digit of each operand sits at a constant offset from the answer line whatever the operands' length (with
+``"hierarchical"`` the second operand's column grows with the first's length). Measured
+(docs/length-generalization.md): it learns addition's training range in every run, but a list's items lie 128 ids
+apart, and parity at 50 bits fell short in about half the runs: fine-tuning on short lists wears down the copy of
+long ones, which replaying pretraining records (``TrainConfig.replay``) prevents (session 7; with the default
+model's recipe parity is 0.995-1.00 at 50 bits in five seeds, session 8).
 
 ``"wordlists"`` (opt-in) is ``"words"`` outside brackets and ``"hierarchical"`` inside them: a token that
 follows a space starts a segment only outside ``[...]``, so a bracketed list is one segment whose items are

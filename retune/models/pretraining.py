@@ -18,9 +18,9 @@ digit strings (sometimes two of the same length joined by an operator). A record
 * ``grow``: a returned line with one item (or digit) put in front of each list (or number), the item
   being the first one of the first list (or number) of the problem line (the shape of a combine that
   extends a returned value);
-* ``firsts`` (not in :data:`EDITS`; in the shipped weights' mix): the first symbol of every list and number of the problem line, then
-  ``;`` and the first symbol of the returned line (the inputs of a combine step that looks at the head of
-  *each* argument and at what came back, e.g. both leading digits of ``a - b`` and a returned carry).
+* ``firsts`` (not in :data:`EDITS`; in the shipped weights' mix): the first symbol of every list and number of the
+  problem line, then ``;`` and the first symbol of the returned line (the inputs of a combine step that looks at
+  the head of *each* argument and at what came back, e.g. both leading digits of ``a - b`` and a returned carry).
 
 Which edits a record may ask for, and how often, is the ``edits`` setting (:data:`EDITS` by default; the
 shipped weights were drawn with ``PRETRAINING_SETTINGS["edits"]``; another mix draws other records).
