@@ -28,6 +28,8 @@ def _choices(name: str) -> click.Choice:
 def _default(name: str) -> str:
     field = TrainConfig.model_fields[name]
     value = field.get_default(call_default_factory=True)
+    if value in (None, "auto") and "auto: " in (field.description or ""):  # resolved by TrainConfig: say how
+        return f"[default: {field.description.split('auto: ', 1)[1]}]"
     if isinstance(value, (list, tuple)):
         value = ("," if isinstance(value, list) else "-").join(map(str, value))
     return f"[default: {value}]"
@@ -56,17 +58,15 @@ def _default(name: str) -> str:
 @click.option("--epochs", type=int, help="Stop after this many epochs. [default: 1 when no other limit]")
 @click.option("--batch-size", type=int, help=f"Examples per micro-batch and process. {_default('batch_size')}")
 @click.option("--grad-accum", type=int, help=f"Micro-batches per optimizer step. {_default('grad_accum')}")
-@click.option("--lr", type=float, help="Learning rate. [default: 1.5e-3 default model, 1e-3 default-scratch, 2e-4 LoRA, 2e-5 full]")
+@click.option("--lr", type=float, help=f"Learning rate. {_default('lr')}")
 @click.option("--weight-decay", type=float, help=_default("weight_decay"))
-@click.option("--scheduler", type=_choices("scheduler"),
-              help="After warmup. [default: cosine for the default model with --max-steps or --epochs, else constant]")
-@click.option("--warmup-steps", type=int, help="[default: min(100, max-steps/10) for the default model, else 0]")
+@click.option("--scheduler", type=_choices("scheduler"), help=f"After warmup. {_default('scheduler')}")
+@click.option("--warmup-steps", type=int, help=_default("warmup_steps"))
 @click.option("--loss-normalization", type=_choices("loss_normalization"),
-              help="Mean over all supervised tokens, or per example first. [default: token for the default model, "
-              "else example]")
+              help=f"Mean over all supervised tokens, or per example first. {_default('loss_normalization')}")
 @click.option("--balance-lengths/--no-balance-lengths", default=None,
               help="Repeat records so that every length weighs the same. [default: balance]")
-@click.option("--replay", type=float, help="Pretraining records added per task record. [default: 0.05 for the default model, else 0]")
+@click.option("--replay", type=float, help=f"Pretraining records added per task record. {_default('replay')}")
 @click.option("--position-scheme", type=_choices("position_scheme"),
               help="Position ids. [default: auto, the model's own]")
 @click.option("--max-length", type=int, help=f"Drop longer examples (tokens). {_default('max_length')}")

@@ -39,7 +39,9 @@ EMBEDDED_MODELS = (DEFAULT_MODEL, SCRATCH_MODEL)
 CONFIG_FILE = "train_config.json"
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 DEFAULT_MODEL_LORA_TARGETS = ("gate_proj", "up_proj", "down_proj")
+DEFAULT_MODEL_LR = 1.5e-3  # the default model's LoRA learning rate (see the module doc)
 DEFAULT_MODEL_REPLAY = 0.05  # pretraining records per task record when fine-tuning the default model
+DEFAULT_MODEL_MAX_WARMUP = 100  # warmup steps: this many, or a tenth of max_steps when fewer
 
 # Settings that may change when a run is resumed; every other one must match the run's saved config.
 RESUMABLE_CHANGES = frozenset(
@@ -99,7 +101,7 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(16, ge=1, description="examples per micro-batch and process")
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
     lr: float | None = Field(
-        None, gt=0, description="auto: 1.5e-3 default model (LoRA), 1e-3 fully fine-tuned embedded model, "
+        None, gt=0, description=f"auto: {DEFAULT_MODEL_LR:g} default model (LoRA), 1e-3 fully fine-tuned embedded model, "
         "2e-4 LoRA, 2e-5 full fine-tuning"
     )
     weight_decay: float = Field(0.0, ge=0)
@@ -107,7 +109,7 @@ class TrainConfig(BaseModel):
         "auto", description="after linear warmup; auto: cosine for the default model when max_steps or epochs "
         "fix the horizon, else constant"
     )
-    warmup_steps: int | None = Field(None, ge=0, description="auto: min(100, max_steps / 10) for the default "
+    warmup_steps: int | None = Field(None, ge=0, description=f"auto: min({DEFAULT_MODEL_MAX_WARMUP}, max_steps / 10) for the default "
                                      "model with max_steps, else 0")
     max_grad_norm: float | None = Field(1.0, gt=0)
     bucket_batches: int = Field(64, ge=1, description="batches per length-sorted bucket")
@@ -122,7 +124,7 @@ class TrainConfig(BaseModel):
     )
     replay: float | None = Field(
         None, ge=0, le=1, description="add this many pretraining records (retune.models.pretraining) per task "
-        "record, so that fine-tuning keeps the default model's generic copy skills; auto: 0.05 for the default "
+        f"record, so that fine-tuning keeps the default model's generic copy skills; auto: {DEFAULT_MODEL_REPLAY:g} for the default "
         "model, else 0"
     )
     position_scheme: Literal["auto", "sequential", "hierarchical", "words", "wordlists"] = Field(
@@ -184,12 +186,12 @@ class TrainConfig(BaseModel):
         if self.lora_targets is None:
             self.lora_targets = list(DEFAULT_MODEL_LORA_TARGETS if default else ATTENTION)
         if self.lr is None:
-            self.lr = (1.5e-3 if default and self.finetune == "lora" else 1e-3 if self.model in EMBEDDED_MODELS
+            self.lr = (DEFAULT_MODEL_LR if default and self.finetune == "lora" else 1e-3 if self.model in EMBEDDED_MODELS
                        else 2e-4 if self.finetune == "lora" else 2e-5)
         if self.scheduler == "auto":
             self.scheduler = "cosine" if default and (self.max_steps or self.epochs) else "constant"
         if self.warmup_steps is None:
-            self.warmup_steps = min(100, self.max_steps // 10) if default and self.max_steps else 0
+            self.warmup_steps = min(DEFAULT_MODEL_MAX_WARMUP, self.max_steps // 10) if default and self.max_steps else 0
         if self.loss_normalization == "auto":
             self.loss_normalization = "token" if default else "example"
         if self.replay is None:
