@@ -128,6 +128,7 @@ def _check_or_start(config: RunConfig) -> dict:
 def run(config: RunConfig, echo=click.echo) -> dict:
     """Train and evaluate every method of ``config``; returns the combined results."""
     from retune.engines.training import make_config, train
+    from retune.engines.training.trainer import training_summary
     from retune.eval.evaluate import evaluate
     from retune.eval.report import load_results, plot_results, write_results
     from retune.plugins import get_registry
@@ -170,6 +171,7 @@ def run(config: RunConfig, echo=click.echo) -> dict:
         "eval_lengths": config.eval_lengths,
         "seed": config.seed,
         "by_method": {r["method"]: _slim(r) for r in results},
+        "training": {method: training_summary(config.out / method) for method in config.methods},
     }
     _write_json(config.out / "results.json", combined)
     plot_results(results, config.out / "plot.png", title=f"{','.join(config.tasks)}: accuracy by length")
@@ -193,6 +195,10 @@ def comparison_table(combined: dict) -> str:
         lines.append(f"{n:>5}{'*' if lo <= n <= hi else ' '}  " + "".join(cells))
     most = max(e["n"] for r in combined["by_method"].values() for e in r["by_length"].values())
     lines.append(f"(* = training length; up to {most} test problems per length)")
+    if combined.get("training"):
+        trained = [f"{m} {t['steps']} steps in {t['seconds']:.0f} s" + (" (fitted to the budget)" if "fitted_steps" in t
+                   else "") for m, t in combined["training"].items()]
+        lines.append("(trained: " + "; ".join(trained) + ")")
     return "\n".join(lines)
 
 

@@ -46,6 +46,7 @@ def test_run_writes_every_method_and_a_combined_report(parity_run):
     table = result.stdout
     assert "retuning" in table and "scratchpad" in table and "baseline" in table
     assert "    2*" in table and "    6 " in table
+    assert combined["training"]["baseline"]["steps"] == 4 and "baseline 4 steps in" in table
 
 
 def test_rerun_resumes_without_redoing_work(parity_run):

@@ -21,9 +21,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 
 from retune.core.errors import RetuneError
 from retune.engines.training import TrainConfig, train
-from retune.engines.training.checkpoint import latest_checkpoint
+from retune.engines.training.checkpoint import STATE_FILE, latest_checkpoint
 from retune.engines.training.command import train_command
 from retune.engines.training.data import IGNORE_INDEX, collate, encode_records, epoch_batches
+from retune.engines.training.trainer import (BUDGET_MARGIN, CALIBRATION_STEPS, FIT_QUANTUM, fit_horizon,
+                                             make_scheduler, training_summary)
 from retune.models import build_default_model, build_tokenizer
 
 TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
@@ -150,6 +152,49 @@ def test_time_budget_ends_the_run_and_the_model_is_saved(tmp_path, tiny_model_di
     assert log and log[-1]["elapsed_s"] >= 1.0
     assert (run_dir / "model.safetensors").is_file()
     assert latest_checkpoint(run_dir).name == f"step-{log[-1]['step']}"
+
+
+def test_fit_horizon_ends_the_schedule_at_the_step_that_fits_the_budget():
+    # 100 steps in 30 s, 20 s for the last 100: 3,900 more would take 780 s of a 600 s budget
+    fits = 100 + int((600 * BUDGET_MARGIN - 30) / 0.2)
+    assert fit_horizon(100, 4000, 30.0, 20.0, 100, 600.0) == fits - fits % FIT_QUANTUM
+    assert fit_horizon(100, 4000, 30.0, 10.0, 100, 600.0) == 4000  # 3,900 x 0.1 s fit
+    assert fit_horizon(100, 4000, 599.0, 20.0, 100, 600.0) == 101  # no time left: stop at the next step
+
+
+def test_cosine_schedule_is_transformers_cosine_with_warmup(tmp_path):
+    from transformers import get_cosine_schedule_with_warmup
+
+    config = TrainConfig(out=tmp_path, model="default", max_steps=60)  # cosine, 6 warmup steps
+    optimizers = [torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0) for _ in range(2)]
+    ours = make_scheduler(optimizers[0], config, 60)
+    theirs = get_cosine_schedule_with_warmup(optimizers[1], 6, 60)
+    for _ in range(60):
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), abs=1e-12)
+        for optimizer, scheduler in zip(optimizers, (ours, theirs)):
+            optimizer.step()
+            scheduler.step()
+
+
+def test_cosine_schedule_under_a_time_budget_decays_within_it_and_resume_keeps_the_fit(tmp_path, tiny_model_dir):
+    config = tiny_config(tmp_path, tiny_model_dir, scheduler="cosine", warmup_steps=0, max_steps=10**6,
+                         time_budget=4.0, lr=1e-3, save_every=10**6)
+    run_dir = train(config, parity_records(4))
+    log = read_log(run_dir)
+    fit = [entry for entry in log if "fitted_steps" in entry]
+    assert len(fit) == 1 and fit[0]["step"] >= CALIBRATION_STEPS
+    fitted = fit[0]["fitted_steps"]
+    assert fit[0]["step"] < fitted < 10**6
+    assert log[-1]["step"] <= fitted  # the fitted end, or the budget itself when steps got slower
+    after = [entry["lr"] for entry in log if entry["step"] > fit[0]["step"]]
+    assert after == sorted(after, reverse=True) and after[-1] < 0.5 * 1e-3  # decaying, not cut off at the top
+    state = json.loads((latest_checkpoint(run_dir) / STATE_FILE).read_text())
+    assert state["fitted_steps"] == fitted
+    assert training_summary(run_dir) == {"steps": log[-1]["step"], "seconds": round(log[-1]["elapsed_s"], 1),
+                                         "fitted_steps": fitted}
+    if log[-1]["step"] == fitted:  # resuming a run that reached its fitted end trains no further step
+        train(config.model_copy(update={"resume": True}), parity_records(4))
+        assert read_log(run_dir)[-1]["step"] == fitted
 
 
 def test_lora_trains_only_the_adapter_and_reloads(tmp_path):

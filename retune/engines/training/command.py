@@ -54,7 +54,8 @@ def _default(name: str) -> str:
 @click.option("--merge-lora/--no-merge-lora", default=None, help="Also save the merged model. [default: merge]")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory (required).")
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
-@click.option("--time-budget", help="Stop after this much training time, e.g. 90s, 10m, 1h30m.")
+@click.option("--time-budget", help="Stop after this much training time, e.g. 90s, 10m, 1h30m (a cosine "
+              "schedule with --max-steps is fitted to end within it).")
 @click.option("--epochs", type=int, help="Stop after this many epochs. [default: 1 when no other limit]")
 @click.option("--batch-size", type=int, help=f"Examples per micro-batch and process. {_default('batch_size')}")
 @click.option("--grad-accum", type=int, help=f"Micro-batches per optimizer step. {_default('grad_accum')}")

@@ -16,7 +16,8 @@ records have long outputs, so at 0.2 they are ~40% of addition's supervised toke
 seed). The high early learning rate ends the plateau of a combine such as parity's XOR, and the decay keeps the
 long copies; 2e-3 lost the XOR again in one parity seed, 1e-3 lost some of addition's range, 1.5e-3 kept both
 (parity 0.995-1.00 at 50 bits in five seeds). Without a step horizon (a time budget alone) the schedule is
-constant. Other models keep the usual defaults (LoRA on the attention, the paper's choice, at 2e-4; full
+constant; with both a step horizon and a time budget the trainer fits the cosine to whichever ends first
+(:mod:`retune.engines.training.trainer`). Other models keep the usual defaults (LoRA on the attention, the paper's choice, at 2e-4; full
 fine-tuning at 2e-5; a constant schedule; per-example loss; no replay).
 """
 
@@ -134,7 +135,9 @@ class TrainConfig(BaseModel):
 
     # ---- stopping: the first limit reached ends the run; with none, one epoch ----------------------------
     max_steps: int | None = Field(None, ge=1)
-    time_budget: float | None = Field(None, gt=0, description="seconds of training, e.g. 600 or '10m'")
+    time_budget: float | None = Field(
+        None, gt=0, description="seconds of training, e.g. 600 or '10m'; a cosine schedule with max_steps ends "
+        "at the step that fits it, when the steps do not")
     epochs: int | None = Field(None, ge=1)
 
     # ---- run -------------------------------------------------------------------------------------------

@@ -9,6 +9,12 @@ step: loss, lr, tokens/s, padding and the record indices of every micro-batch), 
 every ``save_every`` steps and at the end, and the final model (see :mod:`retune.engines.training.modeling`),
 which is saved whatever ends the run: the step limit, the epochs or the time budget.
 
+A cosine schedule under both a step limit and a time budget is fitted to the budget: at the end of warmup (or
+after :data:`CALIBRATION_STEPS`) the run measures its time per step, and when the remaining steps would not fit
+the budget the schedule's horizon (and the run's last step) moves to the step that does, so the learning rate
+still decays to zero instead of being cut off part-way. The fitted horizon is printed, logged and saved with
+every checkpoint (a resumed run keeps it); how many steps fit depends on the machine, like any time budget.
+
 Multi-GPU training runs the same code under accelerate (data-parallel; each process takes its own
 micro-batches of every step, in a batch order that is the same on all of them)::
 
@@ -19,6 +25,7 @@ micro-batches of every step, in a batch order that is the same on all of them)::
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from contextlib import nullcontext
@@ -28,7 +35,8 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
-from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
+from torch.optim.lr_scheduler import LambdaLR
+from transformers import get_constant_schedule_with_warmup
 
 from retune.core.data import build_records, read_jsonl
 from retune.core.errors import RetuneError
@@ -41,6 +49,9 @@ from retune.models.positions import CONFIG_KEY as POSITION_KEY
 from retune.models.positions import scheme_of
 
 LOG_FILE = "training_log.jsonl"
+CALIBRATION_STEPS = 50  # fewest steps timed before a cosine schedule is fitted to a time budget
+BUDGET_MARGIN = 0.95  # share of the remaining budget that the fitted steps are planned to take
+FIT_QUANTUM = 50  # a fitted horizon is a multiple of this, so that small timing noise rarely changes it
 REPLAY_SEED = 1_000_000  # pretraining records for replay never repeat the pretraining's own (seed 0)
 SUMMARY_FILE = "data_summary.json"
 
@@ -78,10 +89,41 @@ class Plan:
         return [[self.examples[i] for i in batch] for batch in self._epoch[1][offset * group : (offset + 1) * group]]
 
 
+class CosineHorizon:
+    """Linear warmup, then a cosine decay to zero at step ``total`` (which may move: :func:`fit_horizon`)."""
+
+    def __init__(self, warmup: int, total: int):
+        self.warmup, self.total = warmup, total
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return step / max(1, self.warmup)
+        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def make_scheduler(optimizer, config: TrainConfig, total_steps: int | None):
     if config.scheduler == "cosine":
-        return get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, total_steps)
+        return LambdaLR(optimizer, CosineHorizon(config.warmup_steps, total_steps))
     return get_constant_schedule_with_warmup(optimizer, config.warmup_steps)
+
+
+def calibration_step(config: TrainConfig, total_steps: int | None) -> int | None:
+    """The step after which a cosine schedule is fitted to the time budget (None: nothing to fit)."""
+    if config.scheduler != "cosine" or not config.time_budget or not total_steps:
+        return None
+    step = max(config.warmup_steps, CALIBRATION_STEPS)
+    return step if step < total_steps else None
+
+
+def fit_horizon(step: int, total: int, elapsed: float, timed_s: float, timed_steps: int, budget: float) -> int:
+    """The last step of a run at ``step`` after ``elapsed`` seconds whose last ``timed_steps`` steps took
+    ``timed_s``: ``total`` when the rest fits ``budget``, else the step that fits (never before ``step + 1``)."""
+    per_step = timed_s / max(1, timed_steps)
+    if per_step <= 0 or elapsed + (total - step) * per_step <= budget:
+        return total
+    fits = step + int((budget * BUDGET_MARGIN - elapsed) / per_step)
+    return max(step + 1, min(total, fits - fits % FIT_QUANTUM))
 
 
 def load_records(config: TrainConfig) -> list[dict]:
@@ -158,10 +200,19 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
     model, optimizer = accelerator.prepare(model, optimizer)
 
     step, elapsed = 0, 0.0
+    calibrate_at = calibration_step(config, plan.total_steps)
+    fitted = None if calibrate_at is None else False  # None: nothing to fit; False: not fitted yet; else the steps
     if resume is not None:
         checkpoint.load(Path(resume["path"]), accelerator.unwrap_model(model), optimizer, scheduler,
                         accelerator.process_index)
         step, elapsed = resume["step"], resume["elapsed_s"]
+        if fitted is False and resume.get("fitted_steps") and resume.get("fitted_for") == [config.max_steps,
+                                                                                             config.time_budget]:
+            fitted = resume["fitted_steps"]  # the horizon fitted before the interruption
+            _set_horizon(plan, scheduler, fitted)
+        elif config.scheduler == "cosine":  # the loaded scheduler holds the interrupted run's horizon
+            _set_horizon(plan, scheduler, plan.total_steps)
+    timer: tuple[int, float] | None = None  # (step, elapsed) where timing for the fit starts
     if is_main and config.progress:
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         print(
@@ -174,6 +225,8 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
     def save_checkpoint() -> None:
         state = {"step": step, "epoch": step // plan.steps_per_epoch, "step_in_epoch": step % plan.steps_per_epoch,
                  "steps_per_epoch": plan.steps_per_epoch, "elapsed_s": elapsed, "fingerprint": summary["fingerprint"]}
+        if fitted:
+            state["fitted_steps"], state["fitted_for"] = fitted, [config.max_steps, config.time_budget]
         if is_main:
             checkpoint.begin(run_dir, step)
         accelerator.wait_for_everyone()
@@ -200,6 +253,11 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
             now = time.perf_counter()
             elapsed = now - started
             entry = _log_entry(step, plan, group, loss, lr, now - step_start, elapsed)
+            if fitted is False and timer is None and step >= 5:  # the first steps are slow
+                timer = (step, elapsed)
+            if fitted is False and step >= calibrate_at and step - timer[0] >= CALIBRATION_STEPS // 2:
+                fitted = entry["fitted_steps"] = _fit(step, elapsed, timer, plan, scheduler, config, accelerator)
+                progress.set_total(fitted)
             if log is not None:
                 log.write(json.dumps(entry) + "\n")
                 log.flush()
@@ -219,6 +277,20 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
             print(f"retune train: model saved in {run_dir} after {step} steps", file=sys.stderr)
     accelerator.wait_for_everyone()
     return run_dir
+
+
+def training_summary(run_dir: str | Path) -> dict:
+    """What a finished run trained: ``{"steps", "seconds"}`` and ``"fitted_steps"`` when its schedule was fitted
+    to a time budget (rerunning with that many ``max_steps`` and no budget repeats the run exactly)."""
+    path = Path(run_dir) / LOG_FILE
+    entries = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    if not entries:
+        return {"steps": 0, "seconds": 0.0}
+    summary = {"steps": entries[-1]["step"], "seconds": round(entries[-1]["elapsed_s"], 1)}
+    fitted = [entry["fitted_steps"] for entry in entries if "fitted_steps" in entry]
+    if fitted:
+        summary["fitted_steps"] = fitted[-1]
+    return summary
 
 
 def _optimizer_step(model, optimizer, scheduler, accelerator: Accelerator, group: list[list[Example]], plan: Plan,
@@ -283,6 +355,29 @@ def _log_entry(step: int, plan: Plan, group: list[list[Example]], loss: float, l
     }
 
 
+def _fit(step: int, elapsed: float, timer: tuple[int, float], plan: Plan, scheduler, config: TrainConfig,
+         accelerator: Accelerator) -> int:
+    """Fit the cosine schedule to the time budget (:func:`fit_horizon`); returns the run's last step."""
+    per_step = (elapsed - timer[1]) / max(1, step - timer[0])
+    horizon = fit_horizon(step, plan.total_steps, elapsed, elapsed - timer[1], step - timer[0], config.time_budget)
+    # the main process's clock decides, so that every process keeps the same horizon
+    main = accelerator.is_main_process
+    horizon = int(accelerator.reduce(torch.tensor(horizon if main else 0, device=accelerator.device), "sum").item())
+    if horizon < plan.total_steps:
+        if main and config.progress:
+            tqdm.write(f"retune train: {plan.total_steps} steps do not fit the {config.time_budget:.0f} s budget "
+                       f"({per_step:.3f} s a step): the cosine schedule now ends at step {horizon}", file=sys.stderr)
+        _set_horizon(plan, scheduler, horizon)
+    return horizon
+
+
+def _set_horizon(plan: Plan, scheduler, steps: int) -> None:
+    """End the run and its cosine schedule at step ``steps``."""
+    plan.total_steps = steps
+    for function in scheduler.lr_lambdas:
+        function.total = steps
+
+
 def _finished(step: int, elapsed: float, plan: Plan, config: TrainConfig, accelerator: Accelerator) -> bool:
     if plan.total_steps is not None and step >= plan.total_steps:
         return True
@@ -307,6 +402,11 @@ class _Progress:
         position = min(round(elapsed), self.bar.total) if self.by_time else step
         self.bar.set_postfix(step=step, loss=f"{loss:.4f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
         self.bar.update(position - self.bar.n)
+
+    def set_total(self, steps: int) -> None:
+        if not self.by_time:
+            self.bar.total = steps
+            self.bar.refresh()
 
     def close(self) -> None:
         self.bar.close()
