@@ -178,7 +178,7 @@ def test_cosine_schedule_is_transformers_cosine_with_warmup(tmp_path):
 
 def test_cosine_schedule_under_a_time_budget_decays_within_it_and_resume_keeps_the_fit(tmp_path, tiny_model_dir):
     config = tiny_config(tmp_path, tiny_model_dir, scheduler="cosine", warmup_steps=0, max_steps=10**6,
-                         time_budget=4.0, lr=1e-3, save_every=10**6)
+                         time_budget=6.0, lr=1e-3, save_every=10**6)
     run_dir = train(config, parity_records(4))
     log = read_log(run_dir)
     fit = [entry for entry in log if "fitted_steps" in entry]
@@ -195,6 +195,26 @@ def test_cosine_schedule_under_a_time_budget_decays_within_it_and_resume_keeps_t
     if log[-1]["step"] == fitted:  # resuming a run that reached its fitted end trains no further step
         train(config.model_copy(update={"resume": True}), parity_records(4))
         assert read_log(run_dir)[-1]["step"] == fitted
+
+
+def test_a_run_that_gets_slower_moves_its_fitted_horizon_earlier(tmp_path, tiny_model_dir, monkeypatch):
+    from retune.engines.training import trainer
+
+    update = trainer._Progress.update
+
+    def slow_after_step_60(self, step, *args):  # the machine slows down once the schedule is fitted
+        if step > 60:
+            time.sleep(0.1)
+        return update(self, step, *args)
+
+    monkeypatch.setattr(trainer._Progress, "update", slow_after_step_60)
+    monkeypatch.setattr(trainer, "REFIT_EVERY", 20)
+    config = tiny_config(tmp_path, tiny_model_dir, scheduler="cosine", warmup_steps=0, max_steps=10**6,
+                         time_budget=8.0, lr=1e-3, save_every=10**6)
+    log = read_log(train(config, parity_records(4)))
+    fits = [entry["fitted_steps"] for entry in log if "fitted_steps" in entry]
+    assert len(fits) >= 2 and fits == sorted(fits, reverse=True) and fits[-1] < fits[0]
+    assert log[-1]["elapsed_s"] < 8.0 + 1.0 and log[-1]["step"] <= fits[-1]
 
 
 def test_lora_trains_only_the_adapter_and_reloads(tmp_path):

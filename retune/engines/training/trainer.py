@@ -12,8 +12,10 @@ which is saved whatever ends the run: the step limit, the epochs or the time bud
 A cosine schedule under both a step limit and a time budget is fitted to the budget: at the end of warmup (or
 after :data:`CALIBRATION_STEPS`) the run measures its time per step, and when the remaining steps would not fit
 the budget the schedule's horizon (and the run's last step) moves to the step that does, so the learning rate
-still decays to zero instead of being cut off part-way. The fitted horizon is printed, logged and saved with
-every checkpoint (a resumed run keeps it); how many steps fit depends on the machine, like any time budget.
+still decays to zero instead of being cut off part-way; every :data:`REFIT_EVERY` steps the fit is checked
+against the mean time per step so far and the horizon moves earlier if the run got slower. The fitted horizon is printed, logged (``fitted_steps``)
+and saved with every checkpoint (a resumed run keeps it); how many steps fit depends on the machine, like any
+time budget, and a run of that many ``max_steps`` with the same warmup and no budget repeats it exactly.
 
 Multi-GPU training runs the same code under accelerate (data-parallel; each process takes its own
 micro-batches of every step, in a batch order that is the same on all of them)::
@@ -52,6 +54,7 @@ LOG_FILE = "training_log.jsonl"
 CALIBRATION_STEPS = 50  # fewest steps timed before a cosine schedule is fitted to a time budget
 BUDGET_MARGIN = 0.95  # share of the remaining budget that the fitted steps are planned to take
 FIT_QUANTUM = 50  # a fitted horizon is a multiple of this, so that small timing noise rarely changes it
+REFIT_EVERY = 250  # steps between later checks of the fit (a machine's speed drifts): the horizon only shrinks
 REPLAY_SEED = 1_000_000  # pretraining records for replay never repeat the pretraining's own (seed 0)
 SUMMARY_FILE = "data_summary.json"
 
@@ -118,9 +121,10 @@ def calibration_step(config: TrainConfig, total_steps: int | None) -> int | None
 
 def fit_horizon(step: int, total: int, elapsed: float, timed_s: float, timed_steps: int, budget: float) -> int:
     """The last step of a run at ``step`` after ``elapsed`` seconds whose last ``timed_steps`` steps took
-    ``timed_s``: ``total`` when the rest fits ``budget``, else the step that fits (never before ``step + 1``)."""
+    ``timed_s``: ``total`` when the rest fits :data:`BUDGET_MARGIN` of ``budget``, else the step that fits (a
+    multiple of :data:`FIT_QUANTUM`, never before ``step + 1``)."""
     per_step = timed_s / max(1, timed_steps)
-    if per_step <= 0 or elapsed + (total - step) * per_step <= budget:
+    if per_step <= 0 or elapsed + (total - step) * per_step <= budget * BUDGET_MARGIN:
         return total
     fits = step + int((budget * BUDGET_MARGIN - elapsed) / per_step)
     return max(step + 1, min(total, fits - fits % FIT_QUANTUM))
@@ -253,11 +257,15 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
             now = time.perf_counter()
             elapsed = now - started
             entry = _log_entry(step, plan, group, loss, lr, now - step_start, elapsed)
-            if fitted is False and timer is None and step >= 5:  # the first steps are slow
+            if fitted is not None and timer is None and step >= 5:  # the first steps are slow
                 timer = (step, elapsed)
-            if fitted is False and step >= calibrate_at and step - timer[0] >= CALIBRATION_STEPS // 2:
-                fitted = entry["fitted_steps"] = _fit(step, elapsed, timer, plan, scheduler, config, accelerator)
-                progress.set_total(fitted)
+            timed = timer is not None and step - timer[0] >= CALIBRATION_STEPS // 2
+            if timed and ((fitted is False and step >= calibrate_at) or (
+                    fitted and step % REFIT_EVERY == 0 and step < fitted)):
+                planned, fitted = plan.total_steps, _fit(step, elapsed, timer, plan, scheduler, config, accelerator)
+                if fitted < planned:
+                    entry["fitted_steps"] = fitted
+                    progress.set_total(fitted)
             if log is not None:
                 log.write(json.dumps(entry) + "\n")
                 log.flush()
@@ -280,8 +288,8 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
 
 
 def training_summary(run_dir: str | Path) -> dict:
-    """What a finished run trained: ``{"steps", "seconds"}`` and ``"fitted_steps"`` when its schedule was fitted
-    to a time budget (rerunning with that many ``max_steps`` and no budget repeats the run exactly)."""
+    """What a finished run trained: ``{"steps", "seconds"}``, and ``"fitted_steps"`` when its schedule was
+    shortened to fit a time budget."""
     path = Path(run_dir) / LOG_FILE
     entries = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
     if not entries:
