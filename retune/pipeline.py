@@ -25,8 +25,10 @@ from retune.core.methods import METHODS, check_method
 RUN_CONFIG = "run_config.json"
 RUN_STATE = "run_state.json"
 # Training per method when neither steps nor a budget is given: DEFAULT_METHOD_STEPS optimizer steps (the horizon
-# of the default model's cosine schedule), capped at DEFAULT_METHOD_BUDGET seconds (issue #5 allows 10 minutes
-# per method on 2 CPU cores; see docs/length-generalization.md).
+# of the default model's cosine schedule) or as many as fit DEFAULT_METHOD_BUDGET seconds, whichever is fewer (the
+# trainer fits the schedule to the budget). Issue #5 allows 10 minutes per method on 2 CPU cores, where parity and
+# addition fit 4,000 steps and DP ~2,000. 6,000 steps helped addition past its range but wore down parity's long
+# copies in one seed of three (docs/length-generalization.md, session 9).
 DEFAULT_METHOD_STEPS = 4000
 DEFAULT_METHOD_BUDGET = 600.0
 # Settings a resumed run may change: they do not alter what was already trained or measured.

@@ -12,10 +12,10 @@ which is saved whatever ends the run: the step limit, the epochs or the time bud
 A cosine schedule under both a step limit and a time budget is fitted to the budget: at the end of warmup (or
 after :data:`CALIBRATION_STEPS`) the run measures its time per step, and when the remaining steps would not fit
 the budget the schedule's horizon (and the run's last step) moves to the step that does, so the learning rate
-still decays to zero instead of being cut off part-way; every :data:`REFIT_EVERY` steps the fit is checked
-against the mean time per step so far and the horizon moves earlier if the run got slower. The fitted horizon is printed, logged (``fitted_steps``)
-and saved with every checkpoint (a resumed run keeps it); how many steps fit depends on the machine, like any
-time budget, and a run of that many ``max_steps`` with the same warmup and no budget repeats it exactly.
+still decays to zero instead of being cut off part-way; every :data:`REFIT_EVERY` steps the fit is redone
+with the mean time per step so far (a machine's speed drifts), which may move the horizon either way, never
+past ``max_steps``. The fitted horizon is printed, logged (``fitted_steps``) and saved with every checkpoint
+(a resumed run keeps it); how many steps fit depends on the machine, as with any time budget.
 
 Multi-GPU training runs the same code under accelerate (data-parallel; each process takes its own
 micro-batches of every step, in a batch order that is the same on all of them)::
@@ -54,7 +54,7 @@ LOG_FILE = "training_log.jsonl"
 CALIBRATION_STEPS = 50  # fewest steps timed before a cosine schedule is fitted to a time budget
 BUDGET_MARGIN = 0.95  # share of the remaining budget that the fitted steps are planned to take
 FIT_QUANTUM = 50  # a fitted horizon is a multiple of this, so that small timing noise rarely changes it
-REFIT_EVERY = 250  # steps between later checks of the fit (a machine's speed drifts): the horizon only shrinks
+REFIT_EVERY = 250  # steps between later checks of the fit
 REPLAY_SEED = 1_000_000  # pretraining records for replay never repeat the pretraining's own (seed 0)
 SUMMARY_FILE = "data_summary.json"
 
@@ -205,6 +205,7 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
 
     step, elapsed = 0, 0.0
     calibrate_at = calibration_step(config, plan.total_steps)
+    limit = plan.total_steps  # the most steps the run may take; a fit to the time budget may end it earlier
     fitted = None if calibrate_at is None else False  # None: nothing to fit; False: not fitted yet; else the steps
     if resume is not None:
         checkpoint.load(Path(resume["path"]), accelerator.unwrap_model(model), optimizer, scheduler,
@@ -262,8 +263,9 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
             timed = timer is not None and step - timer[0] >= CALIBRATION_STEPS // 2
             if timed and ((fitted is False and step >= calibrate_at) or (
                     fitted and step % REFIT_EVERY == 0 and step < fitted)):
-                planned, fitted = plan.total_steps, _fit(step, elapsed, timer, plan, scheduler, config, accelerator)
-                if fitted < planned:
+                before, fitted = plan.total_steps, _fit(step, elapsed, timer, limit, plan, scheduler, config,
+                                                        accelerator)
+                if fitted != before:
                     entry["fitted_steps"] = fitted
                     progress.set_total(fitted)
             if log is not None:
@@ -363,18 +365,20 @@ def _log_entry(step: int, plan: Plan, group: list[list[Example]], loss: float, l
     }
 
 
-def _fit(step: int, elapsed: float, timer: tuple[int, float], plan: Plan, scheduler, config: TrainConfig,
-         accelerator: Accelerator) -> int:
-    """Fit the cosine schedule to the time budget (:func:`fit_horizon`); returns the run's last step."""
+def _fit(step: int, elapsed: float, timer: tuple[int, float], limit: int, plan: Plan, scheduler,
+         config: TrainConfig, accelerator: Accelerator) -> int:
+    """Fit the cosine schedule of at most ``limit`` steps to the time budget (:func:`fit_horizon`); returns the
+    run's last step."""
     per_step = (elapsed - timer[1]) / max(1, step - timer[0])
-    horizon = fit_horizon(step, plan.total_steps, elapsed, elapsed - timer[1], step - timer[0], config.time_budget)
+    horizon = fit_horizon(step, limit, elapsed, elapsed - timer[1], step - timer[0], config.time_budget)
     # the main process's clock decides, so that every process keeps the same horizon
     main = accelerator.is_main_process
     horizon = int(accelerator.reduce(torch.tensor(horizon if main else 0, device=accelerator.device), "sum").item())
-    if horizon < plan.total_steps:
+    if horizon != plan.total_steps:
         if main and config.progress:
-            tqdm.write(f"retune train: {plan.total_steps} steps do not fit the {config.time_budget:.0f} s budget "
-                       f"({per_step:.3f} s a step): the cosine schedule now ends at step {horizon}", file=sys.stderr)
+            tqdm.write(f"retune train: at {per_step:.3f} s a step, " + (
+                f"{limit} steps do not fit the {config.time_budget:.0f} s budget: the cosine schedule now ends at "
+                f"step {horizon}" if horizon < limit else f"all {limit} steps fit the budget"), file=sys.stderr)
         _set_horizon(plan, scheduler, horizon)
     return horizon
 
