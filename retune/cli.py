@@ -203,8 +203,8 @@ cli.add_command(eval_command)
 @click.option("--methods", default=",".join(METHODS), show_default=True, help="Methods to compare, comma-separated.")
 @click.option("--model", default="default", show_default=True, help="'default' (the embedded pretrained model), 'default-scratch' (untrained) or a model directory.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default: runs/TASK).")
-@click.option("--max-steps", type=int, default=None, help=f"Optimizer steps per method. [default: {DEFAULT_METHOD_STEPS}, or as many as fit "
-              f"{DEFAULT_METHOD_BUDGET:.0f} s each]")
+@click.option("--max-steps", type=int, default=None, help=f"Optimizer steps per method. [default: "
+              f"{DEFAULT_METHOD_STEPS}, or as many as fit {DEFAULT_METHOD_BUDGET:.0f} s each]")
 @click.option("--time-budget", default=None, help="Training time in all, shared equally by the methods (e.g. 8m).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--train-lengths", default=None, help="Training lengths LO-HI (default: the task's).")

@@ -17,8 +17,8 @@ seed). The high early learning rate ends the plateau of a combine such as parity
 long copies; 2e-3 lost the XOR again in one parity seed, 1e-3 lost some of addition's range, 1.5e-3 kept both
 (parity 0.995-1.00 at 50 bits in five seeds). Without a step horizon (a time budget alone) the schedule is
 constant; with both a step horizon and a time budget the trainer fits the cosine to whichever ends first
-(:mod:`retune.engines.training.trainer`). Other models keep the usual defaults (LoRA on the attention, the paper's choice, at 2e-4; full
-fine-tuning at 2e-5; a constant schedule; per-example loss; no replay).
+(:mod:`retune.engines.training.trainer`). Other models keep the usual defaults (LoRA on the attention, the
+paper's choice, at 2e-4; full fine-tuning at 2e-5; a constant schedule; per-example loss; no replay).
 """
 
 from __future__ import annotations

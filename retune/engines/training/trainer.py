@@ -290,8 +290,8 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
 
 
 def training_summary(run_dir: str | Path) -> dict:
-    """What a finished run trained: ``{"steps", "seconds"}``, and ``"fitted_steps"`` when its schedule was
-    shortened to fit a time budget."""
+    """What a finished run trained: ``{"steps", "seconds"}``, and ``"fitted_steps"`` (the last horizon) when a
+    fit to a time budget moved the end of its schedule."""
     path = Path(run_dir) / LOG_FILE
     entries = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
     if not entries:
