@@ -17,7 +17,7 @@ from retune import __version__
 from retune.core.errors import ProblemParseError, RetuneError
 from retune.core.lengths import parse_lengths
 from retune.core.methods import METHODS
-from retune.pipeline import DEFAULT_METHOD_BUDGET, DEFAULT_METHOD_STEPS
+from retune.pipeline import DEFAULT_METHOD_BUDGET, DEFAULT_METHOD_STEPS, RunConfig
 
 
 def _registry():
@@ -209,7 +209,8 @@ cli.add_command(eval_command)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--train-lengths", default=None, help="Training lengths LO-HI (default: the task's).")
 @click.option("--eval-lengths", default=None, help="Test lengths, e.g. 1-10,15,20 (default: training range to 5x).")
-@click.option("--per-length", default=600, show_default=True, help="Training problems per length.")
+@click.option("--per-length", default=RunConfig.model_fields["per_length"].default, show_default=True,
+              help="Training problems per length.")
 @click.option("--eval-per-length", default=50, show_default=True, help="Test problems per length.")
 @click.option("--batch-size", default=16, show_default=True, help="Training batch size.")
 @click.option("--eval-batch-size", default=64, show_default=True, help="Inference batch (results do not depend on it).")

@@ -157,9 +157,9 @@ def test_time_budget_ends_the_run_and_the_model_is_saved(tmp_path, tiny_model_di
 def test_fit_horizon_ends_the_schedule_at_the_step_that_fits_the_budget():
     # 100 steps in 30 s, 20 s for the last 100: 3,900 more would take 780 s of a 600 s budget
     fits = 100 + int((600 * BUDGET_MARGIN - 30) / 0.2)
-    assert fit_horizon(100, 4000, 30.0, 20.0, 100, 600.0) == fits - fits % FIT_QUANTUM
-    assert fit_horizon(100, 4000, 30.0, 10.0, 100, 600.0) == 4000  # 3,900 x 0.1 s fit
-    assert fit_horizon(100, 4000, 599.0, 20.0, 100, 600.0) == 101  # no time left: stop at the next step
+    assert fit_horizon(100, 4000, 30.0, 0.2, 600.0) == fits - fits % FIT_QUANTUM
+    assert fit_horizon(100, 4000, 30.0, 0.1, 600.0) == 4000  # 3,900 x 0.1 s fit
+    assert fit_horizon(100, 4000, 599.0, 0.2, 600.0) == 101  # no time left: stop at the next step
 
 
 def test_cosine_schedule_is_transformers_cosine_with_warmup(tmp_path):

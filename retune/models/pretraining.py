@@ -307,6 +307,7 @@ def pretrain(out: str | Path, work: str | Path | None = None, time_budget: float
     from retune.core.data import write_jsonl
     from retune.engines.training import TrainConfig, train
     from retune.engines.training.config import SCRATCH_MODEL
+    from retune.engines.training.trainer import training_summary
 
     settings = {**PRETRAINING_SETTINGS, **overrides}
     check_edits(settings["edits"])
@@ -324,8 +325,7 @@ def pretrain(out: str | Path, work: str | Path | None = None, time_budget: float
         **{key: value for key, value in settings.items() if key not in ("records", "edits")},
     )
     train(config)
-    log = (run_dir / "training_log.jsonl").read_text().splitlines()
-    steps = json.loads(log[-1])["step"] if log else 0
+    steps = training_summary(run_dir)["steps"]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",

@@ -102,16 +102,18 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(16, ge=1, description="examples per micro-batch and process")
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
     lr: float | None = Field(
-        None, gt=0, description=f"auto: {DEFAULT_MODEL_LR:g} default model (LoRA), 1e-3 fully fine-tuned embedded model, "
-        "2e-4 LoRA, 2e-5 full fine-tuning"
+        None, gt=0, description=f"auto: {DEFAULT_MODEL_LR:g} default model (LoRA), 1e-3 fully fine-tuned embedded "
+        "model, 2e-4 LoRA, 2e-5 full fine-tuning"
     )
     weight_decay: float = Field(0.0, ge=0)
     scheduler: Literal["auto", "constant", "cosine"] = Field(
         "auto", description="after linear warmup; auto: cosine for the default model when max_steps or epochs "
         "fix the horizon, else constant"
     )
-    warmup_steps: int | None = Field(None, ge=0, description=f"auto: min({DEFAULT_MODEL_MAX_WARMUP}, max_steps / 10) for the default "
-                                     "model with max_steps, else 0")
+    warmup_steps: int | None = Field(
+        None, ge=0, description=f"auto: min({DEFAULT_MODEL_MAX_WARMUP}, max_steps / 10) for the default model with "
+        "max_steps, else 0"
+    )
     max_grad_norm: float | None = Field(1.0, gt=0)
     bucket_batches: int = Field(64, ge=1, description="batches per length-sorted bucket")
     balance_lengths: bool = Field(
@@ -125,8 +127,8 @@ class TrainConfig(BaseModel):
     )
     replay: float | None = Field(
         None, ge=0, le=1, description="add this many pretraining records (retune.models.pretraining) per task "
-        f"record, so that fine-tuning keeps the default model's generic copy skills; auto: {DEFAULT_MODEL_REPLAY:g} for the default "
-        "model, else 0"
+        "record, so that fine-tuning keeps the default model's generic copy skills; "
+        f"auto: {DEFAULT_MODEL_REPLAY:g} for the default model, else 0"
     )
     position_scheme: Literal["auto", "sequential", "hierarchical", "words", "wordlists"] = Field(
         "auto", description="position ids (retune.models.positions); auto: the model's own "
@@ -189,8 +191,8 @@ class TrainConfig(BaseModel):
         if self.lora_targets is None:
             self.lora_targets = list(DEFAULT_MODEL_LORA_TARGETS if default else ATTENTION)
         if self.lr is None:
-            self.lr = (DEFAULT_MODEL_LR if default and self.finetune == "lora" else 1e-3 if self.model in EMBEDDED_MODELS
-                       else 2e-4 if self.finetune == "lora" else 2e-5)
+            self.lr = (DEFAULT_MODEL_LR if default and self.finetune == "lora"
+                       else 1e-3 if self.model in EMBEDDED_MODELS else 2e-4 if self.finetune == "lora" else 2e-5)
         if self.scheduler == "auto":
             self.scheduler = "cosine" if default and (self.max_steps or self.epochs) else "constant"
         if self.warmup_steps is None:

@@ -119,11 +119,10 @@ def calibration_step(config: TrainConfig, total_steps: int | None) -> int | None
     return step if step < total_steps else None
 
 
-def fit_horizon(step: int, total: int, elapsed: float, timed_s: float, timed_steps: int, budget: float) -> int:
-    """The last step of a run at ``step`` after ``elapsed`` seconds whose last ``timed_steps`` steps took
-    ``timed_s``: ``total`` when the rest fits :data:`BUDGET_MARGIN` of ``budget``, else the step that fits (a
-    multiple of :data:`FIT_QUANTUM`, never before ``step + 1``)."""
-    per_step = timed_s / max(1, timed_steps)
+def fit_horizon(step: int, total: int, elapsed: float, per_step: float, budget: float) -> int:
+    """The last step of a run at ``step`` after ``elapsed`` seconds, at ``per_step`` seconds a step: ``total``
+    when the rest fits :data:`BUDGET_MARGIN` of ``budget``, else the step that fits (a multiple of
+    :data:`FIT_QUANTUM`, never before ``step + 1``)."""
     if per_step <= 0 or elapsed + (total - step) * per_step <= budget * BUDGET_MARGIN:
         return total
     fits = step + int((budget * BUDGET_MARGIN - elapsed) / per_step)
@@ -370,7 +369,7 @@ def _fit(step: int, elapsed: float, timer: tuple[int, float], limit: int, plan: 
     """Fit the cosine schedule of at most ``limit`` steps to the time budget (:func:`fit_horizon`); returns the
     run's last step."""
     per_step = (elapsed - timer[1]) / max(1, step - timer[0])
-    horizon = fit_horizon(step, limit, elapsed, elapsed - timer[1], step - timer[0], config.time_budget)
+    horizon = fit_horizon(step, limit, elapsed, per_step, config.time_budget)
     # the main process's clock decides, so that every process keeps the same horizon
     main = accelerator.is_main_process
     horizon = int(accelerator.reduce(torch.tensor(horizon if main else 0, device=accelerator.device), "sum").item())
