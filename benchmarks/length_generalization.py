@@ -9,7 +9,8 @@ For every (task, method, seed) it trains the default model with :func:`retune.en
 of the task's training lengths (records of every method come from ``build_records``; the longest problem in any
 record is the "training length"), then solves ``--n`` fresh problems (test seed 99, disjoint from the training
 seed's draws) of every evaluation length with the real solver and a batched greedy policy, and scores exact
-answers. Training is step-matched (``--steps``, by default the steps a bare ``retune run`` trains each method for),
+answers. Training is step-matched (``--steps``, by default the steps a bare ``retune run`` trains each method for;
+``--epochs`` caps the passes over the records too),
 so results do not depend on the machine's load; the wall time of each run is recorded too. Every training setting
 not given on the command line is the trainer's own default (for the default model its measured recipe; see
 :class:`retune.engines.training.TrainConfig`). ``--model`` picks the starting point: ``default`` (the shipped
@@ -82,8 +83,9 @@ def run_grid(args) -> dict:
                          if getattr(args, key) is not None}
                 config = TrainConfig(
                     tasks=[task], method=method, lengths=TRAIN_LENGTHS.get(task, (1, 8)), per_length=args.per_length,
-                    max_steps=args.steps, model=args.model, finetune=args.finetune, lora_r=args.lora_r,
-                    lora_alpha=args.lora_r, trainable=args.trainable, batch_size=args.batch_size, out=run_dir,
+                    max_steps=args.steps, epochs=args.epochs, model=args.model, finetune=args.finetune,
+                    lora_r=args.lora_r, lora_alpha=args.lora_r, trainable=args.trainable, batch_size=args.batch_size,
+                    out=run_dir,
                     seed=seed, save_every=10**9, progress=False, position_scheme=args.position_scheme,
                     balance_lengths=args.balance_lengths, bucket_batches=args.bucket_batches,
                     precision=args.precision, **given,
@@ -139,6 +141,8 @@ def main(argv=None) -> None:
     parser.add_argument("--n", type=int, default=200, help="test problems per length")
     parser.add_argument("--steps", type=int, default=DEFAULT_METHOD_STEPS,
                         help="optimizer steps per training run (default: retune run's)")
+    parser.add_argument("--epochs", type=int, help="passes over each run's records, at most (default: no cap, "
+                        "as retune run)")
     parser.add_argument("--per-length", type=int, default=600, help="training problems per length")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, help="TrainConfig.lr (default: its auto choice)")

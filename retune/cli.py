@@ -204,8 +204,11 @@ cli.add_command(eval_command)
 @click.option("--model", default="default", show_default=True, help="'default' (the embedded pretrained model), 'default-scratch' (untrained) or a model directory.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default: runs/TASK).")
 @click.option("--max-steps", type=int, default=None, help=f"Optimizer steps per method. [default: "
-              f"{DEFAULT_METHOD_STEPS}, or as many as fit {DEFAULT_METHOD_BUDGET:.0f} s each]")
+              f"{DEFAULT_METHOD_STEPS}, or as many as fit {DEFAULT_METHOD_BUDGET:.0f} s each, when no limit is "
+              "given]")
 @click.option("--time-budget", default=None, help="Training time in all, shared equally by the methods (e.g. 8m).")
+@click.option("--epochs", type=int, default=None, help="Passes over each method's records, at most (alone or with "
+              "--max-steps or --time-budget: the first limit reached ends training; the paper's runs stop at 5).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--train-lengths", default=None, help="Training lengths LO-HI (default: the task's).")
 @click.option("--eval-lengths", default=None, help="Test lengths, e.g. 1-10,15,20 (default: training range to 5x).")
@@ -215,8 +218,8 @@ cli.add_command(eval_command)
 @click.option("--batch-size", default=16, show_default=True, help="Training batch size.")
 @click.option("--eval-batch-size", default=64, show_default=True, help="Inference batch (results do not depend on it).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def run_command(tasks, methods, model, out, max_steps, time_budget, seed, train_lengths, eval_lengths, per_length,
-                eval_per_length, batch_size, eval_batch_size, no_progress) -> None:
+def run_command(tasks, methods, model, out, max_steps, time_budget, epochs, seed, train_lengths, eval_lengths,
+                per_length, eval_per_length, batch_size, eval_batch_size, no_progress) -> None:
     """Generate data, train each method with the same budget, evaluate by length and print the comparison.
 
     Running the same command again resumes an interrupted run."""
@@ -232,8 +235,8 @@ def run_command(tasks, methods, model, out, max_steps, time_budget, seed, train_
     config = make_run_config({
         "tasks": tasks, "methods": methods, "model": model,
         "out": out or f"runs/{tasks.replace(',', '+')}", "max_steps": max_steps, "time_budget": budget,
-        "seed": seed, "per_length": per_length, "eval_per_length": eval_per_length, "batch_size": batch_size,
-        "eval_batch_size": eval_batch_size, "progress": not no_progress,
+        "epochs": epochs, "seed": seed, "per_length": per_length, "eval_per_length": eval_per_length,
+        "batch_size": batch_size, "eval_batch_size": eval_batch_size, "progress": not no_progress,
         **parse_run_lengths(train_lengths, eval_lengths),
     })
     combined = run(config)

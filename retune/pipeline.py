@@ -24,11 +24,12 @@ from retune.core.methods import METHODS, check_method
 
 RUN_CONFIG = "run_config.json"
 RUN_STATE = "run_state.json"
-# Training per method when neither steps nor a budget is given: DEFAULT_METHOD_STEPS optimizer steps (the horizon
-# of the default model's cosine schedule) or as many as fit DEFAULT_METHOD_BUDGET seconds, whichever is fewer (the
-# trainer fits the schedule to the budget). Issue #5 allows 10 minutes per method on 2 CPU cores, where parity and
-# addition fit 4,000 steps and DP ~2,000. 6,000 steps helped addition past its range but wore down parity's long
-# copies in one seed of three (docs/length-generalization.md, session 9).
+# Training per method when no limit is given: DEFAULT_METHOD_STEPS optimizer steps (the horizon of the default
+# model's cosine schedule) or as many as fit DEFAULT_METHOD_BUDGET seconds, whichever is fewer (the trainer fits the
+# schedule to the budget). Issue #5 allows 10 minutes per method on 2 CPU cores, where parity and addition fit
+# 4,000 steps and DP ~2,000. Up to 6,000 steps helped addition past its range; parity's 5x missed 0.99 in one seed
+# of three both with 4,600-5,000 steps and with the paper's cap of 5 epochs (3,730 steps), while 4,000 steps held
+# in every seed measured (docs/length-generalization.md, sessions 9 and 10).
 DEFAULT_METHOD_STEPS = 4000
 DEFAULT_METHOD_BUDGET = 600.0
 # Settings a resumed run may change: they do not alter what was already trained or measured.
@@ -45,6 +46,8 @@ class RunConfig(BaseModel):
     per_length: int = Field(600, ge=1, description="training problems per length")
     eval_per_length: int = Field(50, ge=1)
     max_steps: int | None = Field(None, ge=1, description="optimizer steps per method")
+    epochs: int | None = Field(None, ge=1, description="passes over each method's records, at most (the paper's "
+                               "limit is 5)")
     time_budget: float | None = Field(None, gt=0, description="seconds of training in all, split among methods")
     batch_size: int = Field(16, ge=1)
     eval_batch_size: int = Field(64, ge=1)
@@ -73,7 +76,7 @@ class RunConfig(BaseModel):
             task.check_length(train[0])
         evals = self.eval_lengths or default_eval_lengths(train, max(t.default_eval_lengths[1] for t in tasks))
         steps, budget = self.max_steps, self.time_budget
-        if not (steps or budget):
+        if not (steps or budget or self.epochs):
             steps, budget = DEFAULT_METHOD_STEPS, DEFAULT_METHOD_BUDGET * len(self.methods)
         return self.model_copy(update={"train_lengths": tuple(train), "eval_lengths": evals, "max_steps": steps,
                                        "time_budget": budget})
@@ -151,7 +154,8 @@ def run(config: RunConfig, echo=click.echo) -> dict:
             train(make_config({
                 "tasks": config.tasks, "method": method, "lengths": (lo, hi), "per_length": config.per_length,
                 "model": config.model, "out": run_dir, "max_steps": config.max_steps, "time_budget": budget,
-                "batch_size": config.batch_size, "seed": config.seed, "resume": True, "progress": config.progress,
+                "epochs": config.epochs, "batch_size": config.batch_size, "seed": config.seed, "resume": True,
+                "progress": config.progress,
             }))
             done["trained"] = True
             _write_json(config.out / RUN_STATE, state)

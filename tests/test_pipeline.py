@@ -103,7 +103,21 @@ def test_default_training_is_steps_capped_by_time(tmp_path):
     registry = get_registry()
     default = make_run_config({"tasks": "parity", "out": tmp_path}).resolved(registry)
     assert (default.max_steps, default.time_budget) == (DEFAULT_METHOD_STEPS, DEFAULT_METHOD_BUDGET * 3)
+    assert default.epochs is None
     budget = make_run_config({"tasks": "parity", "out": tmp_path, "time_budget": 90}).resolved(registry)
-    assert (budget.max_steps, budget.time_budget) == (None, 90)
+    assert (budget.max_steps, budget.time_budget, budget.epochs) == (None, 90, None)
     steps = make_run_config({"tasks": "parity", "out": tmp_path, "max_steps": 7}).resolved(registry)
-    assert (steps.max_steps, steps.time_budget) == (7, None)
+    assert (steps.max_steps, steps.time_budget, steps.epochs) == (7, None, None)
+    epochs = make_run_config({"tasks": "parity", "out": tmp_path, "epochs": 2}).resolved(registry)
+    assert (epochs.max_steps, epochs.time_budget, epochs.epochs) == (None, None, 2)
+
+
+def test_epochs_cap_the_steps_of_each_method(tmp_path):
+    out = tmp_path / "run"
+    retune("run", "--task", "parity", "--methods", "baseline", "--out", str(out), "--epochs", "2", "--max-steps",
+           "1000", "--per-length", "5", "--train-lengths", "1-4", "--eval-lengths", "2", "--eval-per-length", "2",
+           "--no-progress")
+    records = json.loads((out / "baseline" / "data_summary.json").read_text())["examples"]
+    steps_per_epoch = -(-records // 16)  # batch 16
+    combined = json.loads((out / "results.json").read_text())
+    assert combined["training"]["baseline"]["steps"] == 2 * steps_per_epoch < 1000
