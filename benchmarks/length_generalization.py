@@ -85,8 +85,7 @@ def run_grid(args) -> dict:
                     tasks=[task], method=method, lengths=TRAIN_LENGTHS.get(task, (1, 8)), per_length=args.per_length,
                     max_steps=args.steps, epochs=args.epochs, model=args.model, finetune=args.finetune,
                     lora_r=args.lora_r, lora_alpha=args.lora_r, trainable=args.trainable, batch_size=args.batch_size,
-                    out=run_dir,
-                    seed=seed, save_every=10**9, progress=False, position_scheme=args.position_scheme,
+                    out=run_dir, seed=seed, save_every=10**9, progress=False, position_scheme=args.position_scheme,
                     balance_lengths=args.balance_lengths, bucket_batches=args.bucket_batches,
                     precision=args.precision, **given,
                 )
