@@ -202,7 +202,8 @@ def comparison_table(combined: dict) -> str:
     most = max(e["n"] for r in combined["by_method"].values() for e in r["by_length"].values())
     lines.append(f"(* = training length; up to {most} test problems per length)")
     if combined.get("training"):
-        trained = [f"{m} {t['steps']} steps in {t['seconds']:.0f} s" + (" (fitted to the budget)" * ("fitted_steps" in t))
+        trained = [f"{m} {t['steps']} steps in {t['seconds']:.0f} s"
+                   + (" (fitted to the budget)" if "fitted_steps" in t else "")
                    for m, t in combined["training"].items()]
         lines.append("(trained: " + "; ".join(trained) + ")")
     return "\n".join(lines)
