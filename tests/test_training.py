@@ -211,9 +211,11 @@ def test_a_run_that_gets_slower_moves_its_fitted_horizon_earlier(tmp_path, tiny_
     config = tiny_config(tmp_path, tiny_model_dir, scheduler="cosine", warmup_steps=0, max_steps=10**6,
                          time_budget=8.0, lr=1e-3, save_every=10**6)
     log = read_log(train(config, parity_records(4)))
-    fits = [entry["fitted_steps"] for entry in log if "fitted_steps" in entry]
-    assert len(fits) >= 2 and fits == sorted(fits, reverse=True) and fits[-1] < fits[0]
-    assert log[-1]["elapsed_s"] < 8.0 + 1.0 and log[-1]["step"] <= fits[-1]
+    fits = [(entry["step"], entry["fitted_steps"]) for entry in log if "fitted_steps" in entry]
+    before = [fit for step, fit in fits if step <= 60]  # refits on the fast steps may move either way
+    after = [fit for step, fit in fits if step > 60]
+    assert before and after and after == sorted(after, reverse=True) and after[-1] < before[-1]
+    assert log[-1]["elapsed_s"] < 8.0 + 1.0 and log[-1]["step"] <= after[-1]
 
 
 def test_lora_trains_only_the_adapter_and_reloads(tmp_path):
