@@ -78,7 +78,8 @@ def run_grid(args) -> dict:
         for method in args.methods:
             for seed in args.seeds:
                 run_dir = root / f"{task}-{method}-seed{seed}"
-                given = {key: getattr(args, key) for key in ("scheduler", "warmup_steps", "replay",
+                given = {key: getattr(args, key) for key in ("scheduler", "warmup_steps", "replay", "replay_sets",
+                                                              "replay_min_length", "lora_dropout",
                                                               "loss_normalization", "lora_targets", "lr")
                          if getattr(args, key) is not None}
                 config = TrainConfig(
@@ -96,7 +97,9 @@ def run_grid(args) -> dict:
                     rows.append({"task": task, "method": method, "seed": seed,
                                  "train_lengths": list(config.lengths), "train_s": round(train_s, 1),
                                  "finetune": config.finetune, "lr": config.lr, "scheduler": config.scheduler,
-                                 "replay": config.replay, "precision": config.precision,
+                                 "replay": config.replay, "replay_sets": config.replay_sets,
+                                 "replay_min_length": config.replay_min_length,
+                                 "lora_dropout": config.lora_dropout, "precision": config.precision,
                                  "lora_targets": config.lora_targets if config.finetune == "lora" else None, **row})
                     print(json.dumps(rows[-1]), flush=True)
     return {
@@ -149,6 +152,9 @@ def main(argv=None) -> None:
                         help="TrainConfig.scheduler (default: its auto choice)")
     parser.add_argument("--warmup-steps", type=int, help="TrainConfig.warmup_steps (default: its auto choice)")
     parser.add_argument("--replay", type=float, help="TrainConfig.replay (default: its auto choice)")
+    parser.add_argument("--replay-sets", type=int, help="TrainConfig.replay_sets (default: 1)")
+    parser.add_argument("--replay-min-length", type=int, help="TrainConfig.replay_min_length (default: 0)")
+    parser.add_argument("--lora-dropout", type=float, help="TrainConfig.lora_dropout (default: 0.05)")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
                         help="TrainConfig.precision (auto: bf16 mixed precision on a GPU, fp32 on CPU)")
     parser.add_argument("--model", default="default",

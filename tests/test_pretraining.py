@@ -123,6 +123,15 @@ def test_copy_records_reach_lengths_far_beyond_task_training():
     assert sum(r["length"] >= 30 for r in records) >= 0.1 * len(records)
 
 
+def test_long_records_are_the_long_ones_of_the_same_stream():
+    from retune.models.pretraining import pretraining_records
+
+    long = pretraining_records(40, seed=3, min_length=32)
+    assert len(long) == 40 and all(r["length"] >= 32 for r in long)
+    stream = [r for r in pretraining_records(2000, seed=3) if r["length"] >= 32]
+    assert long == stream[:40]  # the same records in the same order, the short ones left out
+
+
 def test_no_record_is_a_task_problem():
     records = [pretraining_record(i) for i in range(500)]
     registry = get_registry()

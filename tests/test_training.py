@@ -254,6 +254,7 @@ def test_auto_settings_the_default_models_recipe_or_the_usual_ones(tmp_path, tin
     assert (default.finetune, default.lora_targets, default.lr) == ("lora", ["gate_proj", "up_proj", "down_proj"], 1.5e-3)
     assert (default.scheduler, default.warmup_steps, default.loss_normalization, default.replay) == (
         "cosine", 100, "token", 0.05)
+    assert (default.lora_dropout, default.replay_sets, default.replay_min_length) == (0.05, 1, 0)
     budget_only = TrainConfig(out=tmp_path / "a2", model="default", time_budget=60)
     assert (budget_only.scheduler, budget_only.warmup_steps) == ("constant", 0)  # no horizon for a cosine
     full = TrainConfig(out=tmp_path / "a3", model="default", finetune="full", max_steps=50)
@@ -411,6 +412,8 @@ def run_cli(args: list[str]) -> tuple[int, str]:
         (["--data", "EMPTY"], "holds no records"),
         (["--task", "parity", "--time-budget", "soon"], "bad duration 'soon'"),
         (["--task", "parity", "--batch-size", "0"], "batch_size"),
+        (["--task", "parity", "--replay-sets", "0"], "replay_sets"),
+        (["--task", "parity", "--replay-min-length", "65"], "replay_min_length"),
         ([], "no training data"),
     ],
 )
@@ -463,3 +466,24 @@ def test_replay_adds_pretraining_records_to_the_task_records(tmp_path, tiny_mode
     run_dir = train(tiny_config(tmp_path, tiny_model_dir, max_steps=1, replay=0.5), records)
     summary = json.loads((run_dir / "data_summary.json").read_text())
     assert summary["by_task"] == {"parity": len(records), "pretraining": round(0.5 * len(records))}
+
+
+def test_each_epoch_replays_its_own_set_of_pretraining_records(tmp_path, tiny_model_dir):
+    records = parity_records(4)
+    n, share = len(records), round(0.5 * len(records))
+    config = tiny_config(tmp_path, tiny_model_dir, max_steps=None, epochs=3, replay=0.5, replay_sets=3,
+                         replay_min_length=30)
+    run_dir = train(config, records)
+    summary = json.loads((run_dir / "data_summary.json").read_text())
+    assert summary["by_task"] == {"parity": n, "pretraining": 3 * share}
+    replayed_lengths = {int(k): v for k, v in summary["by_length"].items() if int(k) > 4}  # parity's are 1-4
+    assert sum(replayed_lengths.values()) == 3 * share and min(replayed_lengths) >= 30  # long records only
+    log = read_log(run_dir)
+    per_epoch = len(log) // 3
+    assert per_epoch and len(log) == 3 * per_epoch
+    for epoch in range(3):
+        seen = {i for entry in log[epoch * per_epoch:(epoch + 1) * per_epoch] for batch in entry["batches"]
+                for i in batch}
+        assert len([i for i in seen if i < n]) > 0.8 * n  # the task's records every epoch (a last part batch aside)
+        replayed = {i for i in seen if i >= n}
+        assert replayed and replayed <= set(range(n + epoch * share, n + (epoch + 1) * share))

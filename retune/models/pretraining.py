@@ -244,8 +244,19 @@ def _record_range(args: tuple[int, int, int, dict | None]) -> list[dict]:
 
 
 def pretraining_records(count: int, seed: int = 0, processes: int = 1,
-                        edits: dict[str, float] | None = None) -> list[dict]:
-    """Records ``0 .. count-1`` of ``seed``; ``processes`` > 1 draws them in parallel (the same records)."""
+                        edits: dict[str, float] | None = None, min_length: int = 0) -> list[dict]:
+    """Records ``0 .. count-1`` of ``seed``; ``processes`` > 1 draws them in parallel (the same records). With
+    ``min_length``, the first ``count`` records whose longest list or number has at least that many items."""
+    if min_length > MAX_ITEMS:
+        raise ValueError(f"no pretraining record is longer than {MAX_ITEMS} items (min_length {min_length})")
+    if min_length:
+        records, index = [], 0
+        while len(records) < count:
+            record = pretraining_record(index, seed, edits)
+            index += 1
+            if record["length"] >= min_length:
+                records.append(record)
+        return records
     if processes <= 1 or count < PARALLEL_MIN:
         return _record_range((0, count, seed, edits))
     import multiprocessing

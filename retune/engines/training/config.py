@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from retune.core.errors import RetuneError
 from retune.core.lengths import parse_lengths
 from retune.core.methods import check_method
+from retune.models.pretraining import MAX_ITEMS
 
 DEFAULT_MODEL = "default"  # the embedded default model with its shipped pretrained weights
 SCRATCH_MODEL = "default-scratch"  # the same architecture, freshly initialised (pretraining, ablations)
@@ -129,6 +130,14 @@ class TrainConfig(BaseModel):
         None, ge=0, le=1, description="add this many pretraining records (retune.models.pretraining) per task "
         "record, so that fine-tuning keeps the default model's generic copy skills; "
         f"auto: {DEFAULT_MODEL_REPLAY:g} for the default model, else 0"
+    )
+    replay_sets: int = Field(
+        1, ge=1, description="distinct sets of replay records, one per epoch in turn: with more than one, an "
+        "epoch replays other pretraining records than the epoch before (the same share each epoch)"
+    )
+    replay_min_length: int = Field(
+        0, ge=0, le=MAX_ITEMS, description="replay only pretraining records whose longest list or number has at least "
+        "this many items (the long copies that short task problems never exercise)"
     )
     position_scheme: Literal["auto", "sequential", "hierarchical", "words", "wordlists"] = Field(
         "auto", description="position ids (retune.models.positions); auto: the model's own "

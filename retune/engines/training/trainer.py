@@ -62,13 +62,19 @@ SUMMARY_FILE = "data_summary.json"
 class Plan:
     """How the examples map onto optimizer steps: ``grad_accum`` micro-batches per process and step."""
 
-    def __init__(self, examples: list[Example], config: TrainConfig, processes: int):
+    def __init__(self, examples: list[Example], config: TrainConfig, processes: int,
+                 replay: tuple[int, int, int] | None = None):
         self.examples = examples
         self.config = config
         self.processes = processes
-        self.lengths = [len(e.input_ids) for e in examples]
+        # the examples of each replay set: every epoch trains on the task's and on one set's, in turn
+        first, share, sets = replay if replay and replay[1] else (len(examples), 0, 1)
+        task, replayed = [], [[] for _ in range(sets)]
+        for i, example in enumerate(examples):
+            (task if example.index < first else replayed[(example.index - first) // share]).append(i)
+        self.sets = [task + chosen for chosen in replayed]
         self._epoch: tuple[int, list[list[int]]] | None = None
-        n_batches = len(self._epoch_batches(0))
+        n_batches = min(len(self._epoch_batches(k)) for k in range(sets))  # a too-long record may be dropped
         self.steps_per_epoch = n_batches // (config.grad_accum * processes)
         if self.steps_per_epoch == 0:
             raise RetuneError(
@@ -81,7 +87,10 @@ class Plan:
 
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
         c = self.config
-        return epoch_batches(self.lengths, c.batch_size, c.bucket_batches, c.seed, epoch)
+        chosen = self.sets[epoch % len(self.sets)]
+        lengths = [len(self.examples[i].input_ids) for i in chosen]
+        return [[chosen[j] for j in batch]
+                for batch in epoch_batches(lengths, c.batch_size, c.bucket_batches, c.seed, epoch)]
 
     def step_batches(self, step: int) -> list[list[Example]]:
         """All micro-batches of optimizer step ``step`` (0-based), for all processes, in order."""
@@ -176,10 +185,15 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
     resume = check_run_dir(config)
     records = records if records is not None else load_records(config)
     records = balance_lengths(records) if config.balance_lengths else records
-    if config.replay:  # a share of the default model's pretraining records, so its generic skills stay
+    if config.replay:  # a share of the default model's pretraining records: generic long copies keep being trained
         from retune.models.pretraining import pretraining_records
 
-        records = [*records, *pretraining_records(round(config.replay * len(records)), seed=REPLAY_SEED + config.seed)]
+        share = round(config.replay * len(records))
+        replay = (len(records), share, config.replay_sets)  # first replay index, records per set, sets
+        records = [*records, *pretraining_records(share * config.replay_sets, seed=REPLAY_SEED + config.seed,
+                                                          min_length=config.replay_min_length)]
+    else:
+        replay = None
 
     set_seed(config.seed)
     model, tokenizer = load_model(config, accelerator.mixed_precision)
@@ -187,7 +201,7 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
     setattr(model.config, POSITION_KEY, scheme)  # saved in config.json: inference must use the same ids
     examples, dropped = encode_records(records, tokenizer, config.max_length, scheme)
     summary = summarize(records, examples, dropped)
-    plan = Plan(examples, config, accelerator.num_processes)
+    plan = Plan(examples, config, accelerator.num_processes, replay)
     if resume is not None and resume["fingerprint"] != summary["fingerprint"]:
         raise RetuneError(f"the training data differ from those of checkpoint {resume['path']}")
     if resume is not None and resume["steps_per_epoch"] != plan.steps_per_epoch:
