@@ -8,17 +8,18 @@ The default model's fine-tuning recipe (the "auto" values below) comes from meas
 GPU (docs/length-generalization.md, sessions 4-8): LoRA r=64 on its MLPs (``gate_proj``/``up_proj``/``down_proj``)
 with its attention frozen, lr 1.5e-3, 100 warmup steps and a cosine decay over ``max_steps``, the loss averaged
 over tokens, batch 16, and 0.05 pretraining records replayed per task record. Pretraining taught the attention
-to copy lines of any length, which recursive calls need beyond the training lengths; full fine-tuning on short
-problems unlearns it (addition trained on 1-8 digits: 0.00 at 16 digits fully fine-tuned, 0.84-1.00 with this
-LoRA), and even LoRA on the MLPs alone wears down copies of long lists unless a few pretraining records are
-replayed (parity at 50 bits, seed 4: 0.36-0.52 without replay, 1.00 with it). More replay slows the combine: its
-records have long outputs, so at 0.2 they are ~40% of addition's supervised tokens (0.47 at 4 digits in one
-seed). The high early learning rate ends the plateau of a combine such as parity's XOR, and the decay keeps the
-long copies; 2e-3 lost the XOR again in one parity seed, 1e-3 lost some of addition's range, 1.5e-3 kept both
-(parity 0.995-1.00 at 50 bits in five seeds). Without a step horizon (a time budget alone) the schedule is
-constant; with both a step horizon and a time budget the trainer fits the cosine to whichever ends first
-(:mod:`retune.engines.training.trainer`). Other models keep the usual defaults (LoRA on the attention, the
-paper's choice, at 2e-4; full fine-tuning at 2e-5; a constant schedule; per-example loss; no replay).
+to copy lines (long lists of bits hardly: fine-tuning builds that copy, docs session 11), which recursive calls
+need beyond the training lengths; full fine-tuning on short problems unlearns it (addition trained on 1-8
+digits: 0.00 at 16 digits fully fine-tuned, 0.84-1.00 with this LoRA), and even LoRA on the MLPs alone loses
+copies of long lists in some seeds unless a few pretraining records are replayed (parity at 50 bits, seed 4:
+0.36-0.52 without replay, 1.00 with it). More replay slows the combine: its records have long outputs, so at 0.2
+they are ~40% of addition's supervised tokens (0.47 at 4 digits in one seed). The high early learning rate ends the
+plateau of a combine such as parity's XOR, and the decay keeps the long copies; 2e-3 lost the XOR again in one
+parity seed, 1e-3 lost some of addition's range, 1.5e-3 kept both (parity 0.995-1.00 at 50 bits in five seeds).
+Without a step horizon (a time budget alone) the schedule is constant; with both a step horizon and a time budget
+the trainer fits the cosine to whichever ends first (:mod:`retune.engines.training.trainer`). Other models keep the
+usual defaults (LoRA on the attention, the paper's choice, at 2e-4; full fine-tuning at 2e-5; a constant schedule;
+per-example loss; no replay).
 """
 
 from __future__ import annotations
