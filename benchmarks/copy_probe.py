@@ -18,6 +18,7 @@ import random
 import re
 import string
 
+from retune.core.errors import RetuneError
 from retune.core.text import SOLUTION
 from retune.engines.inference.policy import load_policy
 from retune.models.default import PRETRAINED_DIR
@@ -57,9 +58,15 @@ def main(argv=None) -> None:
     parser.add_argument("--n", type=int, default=50, help="probes per kind and size")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    unknown = [kind for kind in args.kinds if kind not in KINDS]
+    if unknown:
+        parser.error(f"unknown kind {unknown[0]!r}: expected {', '.join(KINDS)}")
     for model in args.models:
-        policy = load_policy(PRETRAINED_DIR if model == "default" else model, stop_at_call=True,
-                             max_new_tokens=512, batch_size=32)
+        try:
+            policy = load_policy(PRETRAINED_DIR if model == "default" else model, stop_at_call=True,
+                                 max_new_tokens=512, batch_size=32)
+        except RetuneError as exc:
+            parser.error(str(exc))
         for kind in args.kinds:
             right = {}
             for size in args.sizes:
