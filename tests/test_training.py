@@ -487,3 +487,12 @@ def test_each_epoch_replays_its_own_set_of_pretraining_records(tmp_path, tiny_mo
         assert len([i for i in seen if i < n]) > 0.8 * n  # the task's records every epoch (a last part batch aside)
         replayed = {i for i in seen if i >= n}
         assert replayed and replayed <= set(range(n + epoch * share, n + (epoch + 1) * share))
+
+
+def test_a_record_dropped_for_its_length_leaves_the_rest_to_train(tmp_path, tiny_model_dir):
+    records = parity_records(4)
+    records.insert(0, {"input": "x" * 300, "output": "y", "task": "parity", "length": 9})  # dropped: too long
+    run_dir = train(tiny_config(tmp_path, tiny_model_dir, max_steps=2, max_length=200), records)
+    summary = json.loads((run_dir / "data_summary.json").read_text())
+    assert summary["dropped_too_long"] == 1 and summary["examples"] == len(records) - 1
+    assert len(read_log(run_dir)) == 2

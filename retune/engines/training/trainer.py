@@ -67,14 +67,17 @@ class Plan:
         self.examples = examples
         self.config = config
         self.processes = processes
-        # the examples of each replay set: every epoch trains on the task's and on one set's, in turn
-        first, share, sets = replay if replay and replay[1] else (len(examples), 0, 1)
-        task, replayed = [], [[] for _ in range(sets)]
-        for i, example in enumerate(examples):
-            (task if example.index < first else replayed[(example.index - first) // share]).append(i)
-        self.sets = [task + chosen for chosen in replayed]
+        self.sets = [list(range(len(examples)))]  # the examples an epoch trains on: all, or (replay) in turn
+        if replay and replay[1]:  # the task's examples and one replay set's each epoch
+            first, share, sets = replay
+            task, replayed = [], [[] for _ in range(sets)]
+            for i, example in enumerate(examples):
+                (task if example.index < first else replayed[(example.index - first) // share]).append(i)
+            self.sets = [task + chosen for chosen in replayed]
+        self.set_lengths = [[len(examples[i].input_ids) for i in chosen] for chosen in self.sets]
         self._epoch: tuple[int, list[list[int]]] | None = None
-        n_batches = min(len(self._epoch_batches(k)) for k in range(sets))  # a too-long record may be dropped
+        # a too-long record may be dropped, so sets may differ by a batch: every epoch takes the fewest
+        n_batches = min(len(self._epoch_batches(k)) for k in range(len(self.sets)))
         self.steps_per_epoch = n_batches // (config.grad_accum * processes)
         if self.steps_per_epoch == 0:
             raise RetuneError(
@@ -87,10 +90,10 @@ class Plan:
 
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
         c = self.config
-        chosen = self.sets[epoch % len(self.sets)]
-        lengths = [len(self.examples[i].input_ids) for i in chosen]
+        k = epoch % len(self.sets)
+        chosen = self.sets[k]
         return [[chosen[j] for j in batch]
-                for batch in epoch_batches(lengths, c.batch_size, c.bucket_batches, c.seed, epoch)]
+                for batch in epoch_batches(self.set_lengths[k], c.batch_size, c.bucket_batches, c.seed, epoch)]
 
     def step_batches(self, step: int) -> list[list[Example]]:
         """All micro-batches of optimizer step ``step`` (0-based), for all processes, in order."""
