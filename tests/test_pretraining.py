@@ -16,7 +16,8 @@ from retune.core.text import ANSWER, RETURN, SOLUTION, ParsedCall, parse_segment
 from retune.models import load_default_model
 from retune.models.default import DEFAULT_POSITION_SCHEME, PRETRAINED_DIR
 from retune.models.positions import scheme_of
-from retune.models.pretraining import EDITS, MAX_LINE, Line, parse_edits, pretraining_record, random_line
+from retune.models.pretraining import (EDITS, MAX_LINE, Line, parse_edits, parse_kinds, pretraining_record,
+                                      random_line)
 from retune.plugins import get_registry
 
 INDEX = st.integers(min_value=0, max_value=10**9)
@@ -93,6 +94,29 @@ def test_edits_parse_or_fail_in_one_line():
             parse_edits(bad)
 
 
+@settings(max_examples=200, deadline=None)
+@given(INDEX)
+def test_kind_weights_draw_only_the_kinds_they_weigh(index):
+    import random
+
+    for kinds, allowed in (({"bits": 1}, {"0", "1"}), ({"letters": 2, "bools": 1}, None)):
+        line = random_line(random.Random(index), kinds)
+        for kind, value in line.chunks:
+            if kind == "list" and allowed:
+                assert set(value) <= allowed
+            elif kind == "list":
+                assert all(v.isalpha() and (len(v) == 1 or v in ("True", "False")) for v in value)
+    record = pretraining_record(index, 0, {"copy": 1}, {"bits": 1})
+    assert all(set(items.split(", ")) <= {"0", "1"} for items in _LIST.findall(record["input"]))
+
+
+def test_kinds_parse_or_fail_in_one_line():
+    assert parse_kinds("bits=3, digits=1") == {"bits": 3.0, "digits": 1.0}
+    for bad in ("bits", "bits=x", "emoji=1", "bits=-1", "bits=0", ""):
+        with pytest.raises(ValueError, match="bad pretraining kinds"):
+            parse_kinds(bad)
+
+
 def test_pretraining_continues_from_a_model_directory(tmp_path):
     from retune.models import build_default_model
     from retune.models.pretraining import pretrain
@@ -108,9 +132,12 @@ def test_pretraining_continues_from_a_model_directory(tmp_path):
     with pytest.raises(ValueError, match="not a model directory"):
         pretrain(tmp_path / "out", tmp_path / "work", init=tmp_path / "nowhere")
     out = pretrain(tmp_path / "out", tmp_path / "work", init=tmp_path / "init", records=40, batch_size=4,
-                   max_steps=2, warmup_steps=0, edits={"copy": 1, "firsts": 1}, progress=False)
+                   max_steps=2, warmup_steps=0, edits={"copy": 1, "firsts": 1}, kinds={"bits": 1}, progress=False)
     saved = json.loads((out / "pretraining.json").read_text())
     assert saved["init"] == {"settings": {"seed": 5}} and saved["settings"]["edits"] == {"copy": 1, "firsts": 1}
+    assert saved["settings"]["kinds"] == {"bits": 1}
+    lists = _LIST.findall((tmp_path / "work" / "records.jsonl").read_text())
+    assert lists and all(set(items.split(", ")) <= {"0", "1"} for items in lists)
     assert saved["settings"]["max_steps"] == 2
     trained = AutoModelForCausalLM.from_pretrained(out)
     assert trained.config.hidden_size == 32  # the init's architecture, not the default one

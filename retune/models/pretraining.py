@@ -150,15 +150,16 @@ def _first_symbol(line: Line) -> str:
     return next(iter(_firsts(line)), "")
 
 
-def random_line(rng: random.Random) -> Line:
-    """Words, lists and numbers in one of a few generic shapes, at most ``MAX_LINE`` characters."""
+def random_line(rng: random.Random, kinds: dict[str, float] | None = None) -> Line:
+    """Words, lists and numbers in one of a few generic shapes, at most ``MAX_LINE`` characters; ``kinds``
+    weighs the kinds of list item (default: each of :data:`KINDS` alike)."""
     while True:
-        line = _draw_line(rng)
+        line = _draw_line(rng, kinds)
         if len(line.render()) <= MAX_LINE:
             return line
 
 
-def _draw_line(rng: random.Random) -> Line:
+def _draw_line(rng: random.Random, kinds: dict[str, float] | None = None) -> Line:
     shape = rng.random()
     chunks: list[tuple[str, object]] = []
     if shape < 0.25:  # two numbers of one size around an operator
@@ -166,7 +167,7 @@ def _draw_line(rng: random.Random) -> Line:
         number = lambda: "".join(rng.choice(string.digits) for _ in range(size))  # noqa: E731
         chunks = [("number", number()), ("text", f" {rng.choice(OPERATORS)} "), ("number", number())]
     else:  # text, then one to three lists or numbers, each followed by text
-        kind = rng.choice(KINDS)
+        kind = rng.choice(KINDS) if kinds is None else rng.choices(list(kinds), weights=list(kinds.values()))[0]
         if rng.random() < 0.85:
             chunks.append(("text", _words(rng) + " "))
         for index in range(rng.choice([1, 1, 1, 2, 3])):
@@ -189,6 +190,23 @@ def check_edits(edits: dict[str, float]) -> dict[str, float]:
     return edits
 
 
+def check_kinds(kinds: dict[str, float] | None) -> dict[str, float] | None:
+    """``kinds`` itself, or a ValueError naming what is wrong with it."""
+    if kinds is not None and (set(kinds) - set(KINDS) or not kinds or any(w < 0 for w in kinds.values())
+                              or not sum(kinds.values()) > 0):
+        raise ValueError(f"bad pretraining kinds {kinds!r}: expected positive weights of {', '.join(KINDS)}")
+    return kinds
+
+
+def parse_kinds(text: str) -> dict[str, float]:
+    """``"bits=3,digits=1"`` as a dict of list-item kind weights (a ValueError when malformed)."""
+    try:
+        pairs = [item.split("=") for item in text.split(",") if item.strip()]
+        return check_kinds({name.strip(): float(weight) for name, weight in pairs})
+    except ValueError as exc:
+        raise ValueError(f"bad pretraining kinds {text!r}: expected NAME=WEIGHT,... of {', '.join(KINDS)}") from exc
+
+
 def parse_edits(text: str) -> dict[str, float]:
     """``"copy=2,smaller=4,firsts=2"`` as a dict of edit weights (a ValueError when malformed)."""
     try:
@@ -198,22 +216,24 @@ def parse_edits(text: str) -> dict[str, float]:
         raise ValueError(f"bad pretraining edits {text!r}: expected NAME=WEIGHT,... of {', '.join(ALL_EDITS)}") from exc
 
 
-def pretraining_record(index: int, seed: int = 0, edits: dict[str, float] | None = None) -> dict:
+def pretraining_record(index: int, seed: int = 0, edits: dict[str, float] | None = None,
+                       kinds: dict[str, float] | None = None) -> dict:
     """Pretraining record number ``index``: ``{"task": "pretraining", "method", "length", "input", "output"}``;
-    ``edits`` weighs the kinds of record (default :data:`EDITS`)."""
+    ``edits`` weighs the kinds of record (default :data:`EDITS`), ``kinds`` the kinds of list item (default:
+    alike; ``None`` draws the records of the shipped weights)."""
     edits = EDITS if edits is None else edits
     rng = random.Random(f"{seed}/{index}")
-    line = random_line(rng)
+    line = random_line(rng, kinds)
     problem = line.render()
     length = max([len(v) for k, v in line.chunks if k in ("list", "number")] or [0])
     edit = rng.choices(list(edits), weights=list(edits.values()))[0]
     if edit == "firsts":
-        returned = line.smaller() if rng.random() < 0.5 else random_line(rng)
+        returned = line.smaller() if rng.random() < 0.5 else random_line(rng, kinds)
         before = f"{problem}{SOLUTION}{CALL}{line.smaller().render()}\n{RETURN}{returned.render()}\n{ANSWER}"
         return {"task": "pretraining", "method": edit, "length": length, "input": before,
                 "output": " ".join(_firsts(line)) + "; " + _first_symbol(returned)}
     if edit == "compare":
-        returned = line.smaller() if rng.random() < 0.5 else random_line(rng)
+        returned = line.smaller() if rng.random() < 0.5 else random_line(rng, kinds)
         ours, theirs = _first_symbol(line), _first_symbol(returned)
         if rng.random() < 0.5:  # make "same" as common as "different"
             returned = returned.with_first_symbol(ours)
@@ -222,7 +242,7 @@ def pretraining_record(index: int, seed: int = 0, edits: dict[str, float] | None
         return {"task": "pretraining", "method": edit, "length": length, "input": before,
                 "output": "True" if ours == theirs else "False"}
     if edit == "grow":
-        returned = line.smaller() if rng.random() < 0.7 else random_line(rng)
+        returned = line.smaller() if rng.random() < 0.7 else random_line(rng, kinds)
         item, digit = line.first_items()
         item = item if item is not None else _item("digits", rng)
         digit = digit if digit is not None else rng.choice(string.digits)
@@ -238,32 +258,34 @@ def pretraining_record(index: int, seed: int = 0, edits: dict[str, float] | None
 PARALLEL_MIN = 20_000  # fewer records are drawn in this process (a pool costs seconds to start)
 
 
-def _record_range(args: tuple[int, int, int, dict | None]) -> list[dict]:
-    start, stop, seed, edits = args
-    return [pretraining_record(index, seed, edits) for index in range(start, stop)]
+def _record_range(args: tuple[int, int, int, dict | None, dict | None]) -> list[dict]:
+    start, stop, seed, edits, kinds = args
+    return [pretraining_record(index, seed, edits, kinds) for index in range(start, stop)]
 
 
 def pretraining_records(count: int, seed: int = 0, processes: int = 1,
-                        edits: dict[str, float] | None = None, min_length: int = 0) -> list[dict]:
+                        edits: dict[str, float] | None = None, min_length: int = 0,
+                        kinds: dict[str, float] | None = None) -> list[dict]:
     """Records ``0 .. count-1`` of ``seed``; ``processes`` > 1 draws them in parallel (the same records). With
-    ``min_length``, the first ``count`` records whose longest list or number has at least that many items."""
+    ``min_length``, the first ``count`` records whose longest list or number has at least that many items.
+    ``edits`` and ``kinds`` as :func:`pretraining_record`."""
     if min_length > MAX_ITEMS:
         raise ValueError(f"no pretraining record is longer than {MAX_ITEMS} items (min_length {min_length})")
     if min_length:
         records, index = [], 0
         while len(records) < count:
-            record = pretraining_record(index, seed, edits)
+            record = pretraining_record(index, seed, edits, kinds)
             index += 1
             if record["length"] >= min_length:
                 records.append(record)
         return records
     if processes <= 1 or count < PARALLEL_MIN:
-        return _record_range((0, count, seed, edits))
+        return _record_range((0, count, seed, edits, kinds))
     import multiprocessing
 
     chunk = -(-count // (4 * processes))
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        parts = pool.map(_record_range, [(start, min(count, start + chunk), seed, edits)
+        parts = pool.map(_record_range, [(start, min(count, start + chunk), seed, edits, kinds)
                                          for start in range(0, count, chunk)])
     return [record for part in parts for record in part]
 
@@ -314,7 +336,8 @@ def pretrain(out: str | Path, work: str | Path | None = None, time_budget: float
     ``time_budget`` (seconds) stops the run early; with the constant learning rate the weights are then those
     of a run with ``max_steps`` set to the steps done, which is what ``pretraining.json`` records. ``init`` (a
     pretrained model directory) continues its pretraining instead of starting from scratch (every parameter
-    trained; ``pretraining.json`` then records the init's own settings under ``"init"``)."""
+    trained; ``pretraining.json`` then records the init's own settings under ``"init"``). ``kinds`` (an override,
+    not in :data:`PRETRAINING_SETTINGS`) weighs the kinds of list item, as :func:`pretraining_record`."""
     from retune.core.data import write_jsonl
     from retune.engines.training import TrainConfig, train
     from retune.engines.training.config import SCRATCH_MODEL
@@ -322,18 +345,21 @@ def pretrain(out: str | Path, work: str | Path | None = None, time_budget: float
 
     settings = {**PRETRAINING_SETTINGS, **overrides}
     check_edits(settings["edits"])
+    kinds = check_kinds(settings.pop("kinds", None))
+    if kinds is not None:
+        settings["kinds"] = kinds
     before = None if init is None else check_init(init, settings["position_scheme"])
     work = Path(work or tempfile.mkdtemp(prefix="retune-pretrain-"))
     work.mkdir(parents=True, exist_ok=True)
     data = work / "records.jsonl"
     if not data.is_file():
         write_jsonl(pretraining_records(settings["records"], settings["seed"], processes=os.cpu_count() or 1,
-                                        edits=settings["edits"]), data)
+                                        edits=settings["edits"], kinds=kinds), data)
     run_dir = work / "run"
     config = TrainConfig(
         data=data, model=SCRATCH_MODEL if init is None else str(init), finetune="full", out=run_dir,
         resume=(run_dir / "checkpoints").is_dir(), save_every=500, time_budget=time_budget,
-        **{key: value for key, value in settings.items() if key not in ("records", "edits")},
+        **{key: value for key, value in settings.items() if key not in ("records", "edits", "kinds")},
     )
     train(config)
     steps = training_summary(run_dir)["steps"]
@@ -361,6 +387,8 @@ def main(argv: list[str] | None = None) -> None:
                                 help="NAME=WEIGHT,... of " + ", ".join(ALL_EDITS))
         else:
             parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
+    parser.add_argument("--kinds", type=parse_kinds, help="NAME=WEIGHT,... of " + ", ".join(KINDS)
+                        + ": how often each kind of list item is drawn (default: alike, the shipped weights' records)")
     parser.add_argument("--time-budget", type=float, help="seconds; stop early (pretraining.json records the steps)")
     parser.add_argument("--init", help="a pretrained model directory whose pretraining to continue")
     args = parser.parse_args(argv)
@@ -369,7 +397,9 @@ def main(argv: list[str] | None = None) -> None:
             check_init(args.init, args.position_scheme)
         except ValueError as exc:
             parser.error(str(exc))
-    print(pretrain(args.out, args.work, args.time_budget, args.init, **{key: getattr(args, key) for key in settings}))
+    kinds = {} if args.kinds is None else {"kinds": args.kinds}
+    print(pretrain(args.out, args.work, args.time_budget, args.init, **kinds,
+                   **{key: getattr(args, key) for key in settings}))
 
 
 if __name__ == "__main__":
