@@ -198,22 +198,22 @@ def check_kinds(kinds: dict[str, float] | None) -> dict[str, float] | None:
     return kinds
 
 
-def parse_kinds(text: str) -> dict[str, float]:
-    """``"bits=3,digits=1"`` as a dict of list-item kind weights (a ValueError when malformed)."""
+def _parse_weights(text: str, what: str, names: tuple[str, ...], check) -> dict[str, float]:
     try:
         pairs = [item.split("=") for item in text.split(",") if item.strip()]
-        return check_kinds({name.strip(): float(weight) for name, weight in pairs})
+        return check({name.strip(): float(weight) for name, weight in pairs})
     except ValueError as exc:
-        raise ValueError(f"bad pretraining kinds {text!r}: expected NAME=WEIGHT,... of {', '.join(KINDS)}") from exc
+        raise ValueError(f"bad pretraining {what} {text!r}: expected NAME=WEIGHT,... of {', '.join(names)}") from exc
+
+
+def parse_kinds(text: str) -> dict[str, float]:
+    """``"bits=3,digits=1"`` as a dict of list-item kind weights (a ValueError when malformed)."""
+    return _parse_weights(text, "kinds", KINDS, check_kinds)
 
 
 def parse_edits(text: str) -> dict[str, float]:
     """``"copy=2,smaller=4,firsts=2"`` as a dict of edit weights (a ValueError when malformed)."""
-    try:
-        pairs = [item.split("=") for item in text.split(",") if item.strip()]
-        return check_edits({name.strip(): float(weight) for name, weight in pairs})
-    except ValueError as exc:
-        raise ValueError(f"bad pretraining edits {text!r}: expected NAME=WEIGHT,... of {', '.join(ALL_EDITS)}") from exc
+    return _parse_weights(text, "edits", ALL_EDITS, check_edits)
 
 
 def pretraining_record(index: int, seed: int = 0, edits: dict[str, float] | None = None,
@@ -297,7 +297,9 @@ def pretraining_records(count: int, seed: int = 0, processes: int = 1,
 # cores). Earlier pretrainings are kept for the benchmarks in benchmarks/models: the first shipped weights
 # (pretrained-cpu: hierarchical positions, this module's EDITS, batch 16 x 8,000 steps, 53 minutes on one CPU
 # thread), a longer GPU run of the same (pretrained-p2, sessions 3 and 4) and a two-stage one with words
-# positions (pretrained-words-f, session 5); each directory's pretraining.json has its settings.
+# positions (pretrained-words-f, session 5); other pretrainings measured as candidates are kept there too
+# (pretrained-cont-b, session 12: the shipped weights continued on a CPU with long copies weighted up); each
+# directory's pretraining.json has its settings.
 PRETRAINING_SETTINGS = {
     "records": 400_000,
     "seed": 2,
