@@ -239,13 +239,17 @@ def test_parallel_records_are_the_same_records(monkeypatch):
 
 
 def test_benchmark_weights_load_and_record_how_they_were_built():
-    """The pretrainings kept for the benchmarks (the first shipped CPU weights, two GPU runs): plain transformers
-    loads them, with the position scheme and the (two-stage) settings their pretraining.json records."""
+    """The pretrainings kept for the benchmarks (the first shipped CPU weights, two GPU runs, the shipped weights
+    continued on a CPU): plain transformers loads them, with the position scheme and the (two-stage) settings
+    their pretraining.json records."""
     root = Path(__file__).resolve().parents[1] / "benchmarks" / "models"
     for name, scheme in (("pretrained-cpu", "hierarchical"), ("pretrained-p2", "hierarchical"),
-                         ("pretrained-words-f", "words")):
+                         ("pretrained-words-f", "words"), ("pretrained-cont-b", "words")):
         model = AutoModelForCausalLM.from_pretrained(root / name)
         saved = json.loads((root / name / "pretraining.json").read_text())
         assert scheme_of(model.config) == scheme == saved["settings"]["position_scheme"]
     stage2 = json.loads((root / "pretrained-words-f" / "pretraining.json").read_text())
     assert stage2["settings"]["edits"]["firsts"] > 0 and "firsts" not in stage2["init"]["settings"]["edits"]
+    cont_b = json.loads((root / "pretrained-cont-b" / "pretraining.json").read_text())
+    shipped = json.loads((PRETRAINED_DIR / "pretraining.json").read_text())
+    assert cont_b["init"] == shipped and cont_b["settings"]["kinds"]["bits"] == 2
