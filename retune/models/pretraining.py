@@ -347,9 +347,9 @@ def pretrain(out: str | Path, work: str | Path | None = None, time_budget: float
 
     settings = {**PRETRAINING_SETTINGS, **overrides}
     check_edits(settings["edits"])
-    kinds = check_kinds(settings.pop("kinds", None))
-    if kinds is not None:
-        settings["kinds"] = kinds
+    kinds = check_kinds(settings.get("kinds"))
+    if kinds is None:  # the shipped weights' records: pretraining.json names no kinds
+        settings.pop("kinds", None)
     before = None if init is None else check_init(init, settings["position_scheme"])
     work = Path(work or tempfile.mkdtemp(prefix="retune-pretrain-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -399,8 +399,7 @@ def main(argv: list[str] | None = None) -> None:
             check_init(args.init, args.position_scheme)
         except ValueError as exc:
             parser.error(str(exc))
-    kinds = {} if args.kinds is None else {"kinds": args.kinds}
-    print(pretrain(args.out, args.work, args.time_budget, args.init, **kinds,
+    print(pretrain(args.out, args.work, args.time_budget, args.init, kinds=args.kinds,
                    **{key: getattr(args, key) for key in settings}))
 
 
