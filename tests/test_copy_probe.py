@@ -26,3 +26,27 @@ def test_copy_probe_rejects_an_unknown_kind_in_one_line():
     done = subprocess.run([sys.executable, str(SCRIPT), "--kinds", "ints"], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 2 and "unknown kind 'ints'" in done.stderr.strip().splitlines()[-1]
+
+
+def _probe_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("copy_probe", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_numbers_probes_are_two_numbers_of_one_size_and_count_both_edits():
+    probe = _probe_module()
+    batch = probe.probes("numbers", 12, 5)
+    assert batch == probe.probes("numbers", 12, 5)  # the same probes every time
+    for prompt, pair in batch:
+        first, operator, second = prompt.split("\n")[0].split(" ")
+        assert [first, second] == pair and all(len(number) == 12 and number.isdigit() for number in pair)
+        assert operator in probe.OPERATORS
+        assert probe.copied(f"Call: {first} {operator} {second}\n", pair, "numbers")
+        assert probe.copied(f"Call: {first[1:]} {operator} {second[1:]}\n", pair, "numbers")
+        assert not probe.copied(f"Call: {first[2:]} {operator} {second[1:]}\n", pair, "numbers")
+        assert not probe.copied(f"Call: {first} {operator} {second[:-1]}\n", pair, "numbers")
+        assert not probe.copied("Call: [1, 0]\n", pair, "numbers")
