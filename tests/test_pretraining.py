@@ -240,11 +240,12 @@ def test_parallel_records_are_the_same_records(monkeypatch):
 
 def test_benchmark_weights_load_and_record_how_they_were_built():
     """The pretrainings kept for the benchmarks (the first shipped CPU weights, two GPU runs, the shipped weights
-    continued on a CPU): plain transformers loads them, with the position scheme and the (two-stage) settings
-    their pretraining.json records."""
+    continued on a CPU, and that continued again): plain transformers loads them, with the position scheme and
+    the (two-stage) settings their pretraining.json records."""
     root = Path(__file__).resolve().parents[1] / "benchmarks" / "models"
     for name, scheme in (("pretrained-cpu", "hierarchical"), ("pretrained-p2", "hierarchical"),
-                         ("pretrained-words-f", "words"), ("pretrained-cont-b", "words")):
+                         ("pretrained-words-f", "words"), ("pretrained-cont-b", "words"),
+                         ("pretrained-cont-c", "words")):
         model = AutoModelForCausalLM.from_pretrained(root / name)
         saved = json.loads((root / name / "pretraining.json").read_text())
         assert scheme_of(model.config) == scheme == saved["settings"]["position_scheme"]
@@ -253,3 +254,29 @@ def test_benchmark_weights_load_and_record_how_they_were_built():
     cont_b = json.loads((root / "pretrained-cont-b" / "pretraining.json").read_text())
     shipped = json.loads((PRETRAINED_DIR / "pretraining.json").read_text())
     assert cont_b["init"] == shipped and cont_b["settings"]["kinds"]["bits"] == 2
+    cont_c = json.loads((root / "pretrained-cont-c" / "pretraining.json").read_text())
+    assert {**cont_c["init"], "model": None} == {**cont_b, "model": None}  # cont-b, continued on a fitted cosine
+    assert cont_c["settings"]["max_steps"] == cont_c["fitted_horizons"][-1][1]
+
+
+def test_a_pretraining_fitted_to_a_time_budget_records_the_budget_and_its_horizons(tmp_path):
+    from retune.engines.training.trainer import CALIBRATION_STEPS
+    from retune.models import build_default_model
+    from retune.models.pretraining import pretrain
+
+    torch.manual_seed(0)
+    model, tokenizer = build_default_model(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                           num_attention_heads=2)
+    model.save_pretrained(tmp_path / "init")
+    tokenizer.save_pretrained(tmp_path / "init")
+    out = pretrain(tmp_path / "out", tmp_path / "work", time_budget=4.0, init=tmp_path / "init", records=64,
+                   batch_size=2, max_steps=10**6, warmup_steps=0, scheduler="cosine",
+                   progress=False)
+    saved = json.loads((out / "pretraining.json").read_text())
+    horizons = saved["fitted_horizons"]
+    assert saved["time_budget"] == 4.0 and horizons and horizons[0][0] >= CALIBRATION_STEPS
+    assert all(step < end < 10**6 for step, end in horizons)
+    assert saved["settings"]["max_steps"] <= horizons[-1][1]  # the fitted end, or the budget itself
+    untimed = pretrain(tmp_path / "out2", tmp_path / "work2", init=tmp_path / "init", records=8, batch_size=2,
+                       max_steps=2, warmup_steps=0, progress=False)
+    assert not {"time_budget", "fitted_horizons"} & json.loads((untimed / "pretraining.json").read_text()).keys()

@@ -24,7 +24,7 @@ from retune.engines.training import TrainConfig, train
 from retune.engines.training.checkpoint import STATE_FILE, latest_checkpoint
 from retune.engines.training.command import train_command
 from retune.engines.training.data import IGNORE_INDEX, collate, encode_records, epoch_batches
-from retune.engines.training.trainer import (BUDGET_MARGIN, CALIBRATION_STEPS, FIT_QUANTUM, fit_horizon,
+from retune.engines.training.trainer import (BUDGET_MARGIN, CALIBRATION_STEPS, FIT_QUANTUM, REPLAY_SEED, fit_horizon,
                                              make_scheduler, training_summary)
 from retune.models import build_default_model, build_tokenizer
 
@@ -414,6 +414,8 @@ def run_cli(args: list[str]) -> tuple[int, str]:
         (["--task", "parity", "--batch-size", "0"], "batch_size"),
         (["--task", "parity", "--replay-sets", "0"], "replay_sets"),
         (["--task", "parity", "--replay-min-length", "65"], "replay_min_length"),
+        (["--task", "parity", "--replay-edits", "copy=x"], "bad pretraining edits 'copy=x'"),
+        (["--task", "parity", "--replay-edits", "teleport=1"], "bad pretraining edits 'teleport=1'"),
         ([], "no training data"),
     ],
 )
@@ -487,6 +489,26 @@ def test_each_epoch_replays_its_own_set_of_pretraining_records(tmp_path, tiny_mo
         assert len([i for i in seen if i < n]) > 0.8 * n  # the task's records every epoch (a last part batch aside)
         replayed = {i for i in seen if i >= n}
         assert replayed and replayed <= set(range(n + epoch * share, n + (epoch + 1) * share))
+
+
+def test_replay_draws_only_the_edits_it_is_given(tmp_path, tiny_model_dir, monkeypatch):
+    from retune.models import pretraining
+
+    drawn = []
+
+    def spy(*args, **kwargs):
+        records = real(*args, **kwargs)
+        drawn.extend(records)
+        return records
+
+    real = pretraining.pretraining_records
+    monkeypatch.setattr(pretraining, "pretraining_records", spy)
+    records = parity_records(4)
+    train(tiny_config(tmp_path, tiny_model_dir, max_steps=1, replay=1.0, replay_edits="smaller=4,grow=1"), records)
+    assert len(drawn) == len(records) and {r["method"] for r in drawn} == {"smaller", "grow"}
+    assert drawn == real(len(records), seed=REPLAY_SEED, edits={"smaller": 4, "grow": 1})
+    config = tiny_config(tmp_path, tiny_model_dir, replay_edits={"smaller": 1})
+    assert config.replay_edits == {"smaller": 1.0} and tiny_config(tmp_path, tiny_model_dir).replay_edits is None
 
 
 def test_a_record_dropped_for_its_length_leaves_the_rest_to_train(tmp_path, tiny_model_dir):

@@ -336,14 +336,16 @@ def pretrain(out: str | Path, work: str | Path | None = None, time_budget: float
     (config, weights, tokenizer, ``pretraining.json``) in ``out``; ``work`` keeps the training run.
 
     ``time_budget`` (seconds) stops the run early; with the constant learning rate the weights are then those
-    of a run with ``max_steps`` set to the steps done, which is what ``pretraining.json`` records. ``init`` (a
+    of a run with ``max_steps`` set to the steps done, which is what ``pretraining.json`` records (with the
+    budget; a cosine schedule is fitted to the budget, and ``"fitted_horizons"`` lists each ``[step, end]`` the
+    fit set, since a run with ``max_steps`` alone decays on another schedule). ``init`` (a
     pretrained model directory) continues its pretraining instead of starting from scratch (every parameter
     trained; ``pretraining.json`` then records the init's own settings under ``"init"``). ``kinds`` (an override,
     not in :data:`PRETRAINING_SETTINGS`) weighs the kinds of list item, as :func:`pretraining_record`."""
     from retune.core.data import write_jsonl
     from retune.engines.training import TrainConfig, train
     from retune.engines.training.config import SCRATCH_MODEL
-    from retune.engines.training.trainer import training_summary
+    from retune.engines.training.trainer import fitted_horizons, training_summary
 
     settings = {**PRETRAINING_SETTINGS, **overrides}
     check_edits(settings["edits"])
@@ -372,6 +374,10 @@ def pretrain(out: str | Path, work: str | Path | None = None, time_budget: float
         shutil.copy2(run_dir / name, out / name)
     settings["max_steps"] = steps
     saved = {"settings": settings, "data": "retune.models.pretraining.pretraining_records"}
+    if time_budget is not None:  # a cosine schedule was fitted to it: its ends, so that the rates can be told
+        saved["time_budget"] = time_budget
+        if fitted_horizons(run_dir):
+            saved["fitted_horizons"] = fitted_horizons(run_dir)
     if before is not None:
         saved["init"] = before
     (out / "pretraining.json").write_text(json.dumps(saved, indent=1) + "\n")

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from retune.core.errors import RetuneError
 from retune.core.lengths import parse_lengths
 from retune.core.methods import check_method
-from retune.models.pretraining import MAX_ITEMS
+from retune.models.pretraining import MAX_ITEMS, check_edits, parse_edits
 
 DEFAULT_MODEL = "default"  # the embedded default model with its shipped pretrained weights
 SCRATCH_MODEL = "default-scratch"  # the same architecture, freshly initialised (pretraining, ablations)
@@ -140,6 +140,10 @@ class TrainConfig(BaseModel):
         0, ge=0, le=MAX_ITEMS, description="replay only pretraining records whose longest list or number has at least "
         "this many items (the long copies that short task problems never exercise)"
     )
+    replay_edits: dict[str, float] | None = Field(
+        None, description="the edits replayed records ask for, NAME=WEIGHT,... (retune.models.pretraining; default: "
+        "its EDITS), e.g. without copy, so that no replayed record asks to copy a problem whole at its Solution:"
+    )
     position_scheme: Literal["auto", "sequential", "hierarchical", "words", "wordlists"] = Field(
         "auto", description="position ids (retune.models.positions); auto: the model's own "
         "(retune_position_scheme in its config.json, else sequential)"
@@ -185,6 +189,13 @@ class TrainConfig(BaseModel):
         if not 1 <= value[0] <= value[1]:
             raise ValueError(f"need 1 <= LO <= HI, got {value[0]}-{value[1]}")
         return value
+
+    @field_validator("replay_edits", mode="before")
+    @classmethod
+    def _parse_replay_edits(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_edits(value)
+        return value if value is None else check_edits(dict(value))
 
     @field_validator("time_budget", mode="before")
     @classmethod

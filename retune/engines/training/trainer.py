@@ -194,7 +194,8 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
         share = round(config.replay * len(records))
         replay = (len(records), share, config.replay_sets)  # first replay index, records per set, sets
         records = [*records, *pretraining_records(share * config.replay_sets, seed=REPLAY_SEED + config.seed,
-                                                          min_length=config.replay_min_length)]
+                                                          min_length=config.replay_min_length,
+                                                          edits=config.replay_edits)]
     else:
         replay = None
 
@@ -317,6 +318,14 @@ def training_summary(run_dir: str | Path) -> dict:
     if fitted:
         summary["fitted_steps"] = fitted[-1]
     return summary
+
+
+def fitted_horizons(run_dir: str | Path) -> list[list[int]]:
+    """Every ``[step, horizon]`` at which a fit to the time budget set (or moved) the end of the run's cosine
+    schedule, in order (empty when nothing was fitted): with them a run's learning rates can be told step by step."""
+    path = Path(run_dir) / LOG_FILE
+    entries = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    return [[entry["step"], entry["fitted_steps"]] for entry in entries if "fitted_steps" in entry]
 
 
 def _optimizer_step(model, optimizer, scheduler, accelerator: Accelerator, group: list[list[Example]], plan: Plan,
