@@ -117,15 +117,22 @@ def test_kinds_parse_or_fail_in_one_line():
             parse_kinds(bad)
 
 
-def test_pretraining_continues_from_a_model_directory(tmp_path):
+def _tiny_init(directory: Path):
+    """A tiny model of the default architecture saved in ``directory``, to continue pretraining from; the model."""
     from retune.models import build_default_model
-    from retune.models.pretraining import pretrain
 
     torch.manual_seed(0)
     model, tokenizer = build_default_model(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                            num_attention_heads=2)
-    model.save_pretrained(tmp_path / "init")
-    tokenizer.save_pretrained(tmp_path / "init")
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return model
+
+
+def test_pretraining_continues_from_a_model_directory(tmp_path):
+    from retune.models.pretraining import pretrain
+
+    model = _tiny_init(tmp_path / "init")
     (tmp_path / "init" / "pretraining.json").write_text(json.dumps({"settings": {"seed": 5}}))
     with pytest.raises(ValueError, match="uses 'words' positions"):
         pretrain(tmp_path / "out", tmp_path / "work", init=tmp_path / "init", position_scheme="hierarchical")
@@ -240,12 +247,12 @@ def test_parallel_records_are_the_same_records(monkeypatch):
 
 def test_benchmark_weights_load_and_record_how_they_were_built():
     """The pretrainings kept for the benchmarks (the first shipped CPU weights, two GPU runs, the shipped weights
-    continued on a CPU, and that continued again): plain transformers loads them, with the position scheme and
+    continued on a CPU, and that continued twice more): plain transformers loads them, with the position scheme and
     the (two-stage) settings their pretraining.json records."""
     root = Path(__file__).resolve().parents[1] / "benchmarks" / "models"
     for name, scheme in (("pretrained-cpu", "hierarchical"), ("pretrained-p2", "hierarchical"),
                          ("pretrained-words-f", "words"), ("pretrained-cont-b", "words"),
-                         ("pretrained-cont-c", "words")):
+                         ("pretrained-cont-c", "words"), ("pretrained-cont-d", "words")):
         model = AutoModelForCausalLM.from_pretrained(root / name)
         saved = json.loads((root / name / "pretraining.json").read_text())
         assert scheme_of(model.config) == scheme == saved["settings"]["position_scheme"]
@@ -257,21 +264,18 @@ def test_benchmark_weights_load_and_record_how_they_were_built():
     cont_c = json.loads((root / "pretrained-cont-c" / "pretraining.json").read_text())
     assert {**cont_c["init"], "model": None} == {**cont_b, "model": None}  # cont-b, continued on a fitted cosine
     assert cont_c["settings"]["max_steps"] == cont_c["fitted_horizons"][-1][1]
+    cont_d = json.loads((root / "pretrained-cont-d" / "pretraining.json").read_text())
+    assert cont_d["init"] == {**cont_c, "model": "benchmarks/models/pretrained-cont-c"}
+    assert "copy" not in cont_d["settings"]["edits"] and cont_d["time_budget"] == 1200
 
 
 def test_a_pretraining_fitted_to_a_time_budget_records_the_budget_and_its_horizons(tmp_path):
     from retune.engines.training.trainer import CALIBRATION_STEPS
-    from retune.models import build_default_model
     from retune.models.pretraining import pretrain
 
-    torch.manual_seed(0)
-    model, tokenizer = build_default_model(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                           num_attention_heads=2)
-    model.save_pretrained(tmp_path / "init")
-    tokenizer.save_pretrained(tmp_path / "init")
+    _tiny_init(tmp_path / "init")
     out = pretrain(tmp_path / "out", tmp_path / "work", time_budget=4.0, init=tmp_path / "init", records=64,
-                   batch_size=2, max_steps=10**6, warmup_steps=0, scheduler="cosine",
-                   progress=False)
+                   batch_size=2, max_steps=10**6, warmup_steps=0, scheduler="cosine", progress=False)
     saved = json.loads((out / "pretraining.json").read_text())
     horizons = saved["fitted_horizons"]
     assert saved["time_budget"] == 4.0 and horizons and horizons[0][0] >= CALIBRATION_STEPS
