@@ -298,8 +298,9 @@ def pretraining_records(count: int, seed: int = 0, processes: int = 1,
 # (pretrained-cpu: hierarchical positions, this module's EDITS, batch 16 x 8,000 steps, 53 minutes on one CPU
 # thread), a longer GPU run of the same (pretrained-p2, sessions 3 and 4) and a two-stage one with words
 # positions (pretrained-words-f, session 5); other pretrainings measured as candidates are kept there too
-# (pretrained-cont-b, session 12: the shipped weights continued on a CPU with long copies weighted up); each
-# directory's pretraining.json has its settings.
+# (pretrained-cont-b, session 12: the shipped weights continued on a CPU with long copies weighted up;
+# pretrained-cont-c and pretrained-cont-d, session 13: cont-b continued, then continued without copy records); each
+# directory's pretraining.json has its settings (and its init's).
 PRETRAINING_SETTINGS = {
     "records": 400_000,
     "seed": 2,
@@ -374,10 +375,11 @@ def pretrain(out: str | Path, work: str | Path | None = None, time_budget: float
         shutil.copy2(run_dir / name, out / name)
     settings["max_steps"] = steps
     saved = {"settings": settings, "data": "retune.models.pretraining.pretraining_records"}
-    if time_budget is not None:  # a cosine schedule was fitted to it: its ends, so that the rates can be told
+    if time_budget is not None:
         saved["time_budget"] = time_budget
-        if fitted_horizons(run_dir):
-            saved["fitted_horizons"] = fitted_horizons(run_dir)
+        horizons = fitted_horizons(run_dir)  # where a cosine schedule was fitted to the budget: its ends
+        if horizons:
+            saved["fitted_horizons"] = horizons
     if before is not None:
         saved["init"] = before
     (out / "pretraining.json").write_text(json.dumps(saved, indent=1) + "\n")

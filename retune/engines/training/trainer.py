@@ -309,8 +309,7 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
 def training_summary(run_dir: str | Path) -> dict:
     """What a finished run trained: ``{"steps", "seconds"}``, and ``"fitted_steps"`` (the last horizon) when a
     fit to a time budget moved the end of its schedule."""
-    path = Path(run_dir) / LOG_FILE
-    entries = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    entries = _log_entries(run_dir)
     if not entries:
         return {"steps": 0, "seconds": 0.0}
     summary = {"steps": entries[-1]["step"], "seconds": round(entries[-1]["elapsed_s"], 1)}
@@ -323,9 +322,13 @@ def training_summary(run_dir: str | Path) -> dict:
 def fitted_horizons(run_dir: str | Path) -> list[list[int]]:
     """Every ``[step, horizon]`` at which a fit to the time budget set (or moved) the end of the run's cosine
     schedule, in order (empty when nothing was fitted): with them a run's learning rates can be told step by step."""
+    return [[entry["step"], entry["fitted_steps"]] for entry in _log_entries(run_dir) if "fitted_steps" in entry]
+
+
+def _log_entries(run_dir: str | Path) -> list[dict]:
+    """The entries of a run's training log, one per optimizer step (none when it has no log)."""
     path = Path(run_dir) / LOG_FILE
-    entries = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
-    return [[entry["step"], entry["fitted_steps"]] for entry in entries if "fitted_steps" in entry]
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
 def _optimizer_step(model, optimizer, scheduler, accelerator: Accelerator, group: list[list[Example]], plan: Plan,
