@@ -203,17 +203,27 @@ def _mean_loss(model, tokenizer, records) -> float:
     return float(((losses * mask).sum(1) / mask.sum(1)).mean())
 
 
+def _stages_of(saved: dict) -> list[dict]:
+    """The settings of a pretraining.json and of its chain of inits, the first stage first."""
+    chain = []
+    while saved:
+        chain.append(saved["settings"])
+        saved = saved.get("init")
+    return chain[::-1]
+
+
 def test_shipped_weights_are_the_documented_pretrained_default_model():
     from retune.models import build_default_model
-    from retune.models.pretraining import PRETRAINING_SETTINGS
+    from retune.models.pretraining import PRETRAINING_STAGES, stage_settings
 
     assert (PRETRAINED_DIR / "model.safetensors").stat().st_size < 4_000_000  # a small file in the package
     saved = json.loads((PRETRAINED_DIR / "pretraining.json").read_text())
-    assert saved["settings"] == PRETRAINING_SETTINGS  # `python -m retune.models.pretraining` rebuilds them
-
+    # `python -m retune.models.pretraining --shipped` rebuilds them: every stage's settings as recorded
+    assert _stages_of(saved) == [stage_settings(k) for k in range(len(PRETRAINING_STAGES) + 1)]
+    assert "copy" not in saved["settings"]["edits"] and saved["time_budget"] == 1200
+    assert _stages_of(saved)[0]["edits"]["firsts"] > 0  # firsts from the first stage on
     model, tokenizer = load_default_model()
     assert scheme_of(model.config) == DEFAULT_POSITION_SCHEME == "words"
-    assert saved["settings"]["edits"]["firsts"] > 0 and "init" not in saved  # one stage, firsts from the start
     plain = AutoModelForCausalLM.from_pretrained(PRETRAINED_DIR)  # plain transformers loads them too
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), plain.parameters()))
 
@@ -246,27 +256,55 @@ def test_parallel_records_are_the_same_records(monkeypatch):
 
 
 def test_benchmark_weights_load_and_record_how_they_were_built():
-    """The pretrainings kept for the benchmarks (the first shipped CPU weights, two GPU runs, the shipped weights
-    continued on a CPU, and that continued twice more): plain transformers loads them, with the position scheme and
-    the (two-stage) settings their pretraining.json records."""
+    """The pretrainings kept for the benchmarks (the first shipped CPU weights, two GPU runs, and the stages of the
+    shipped weights before the last): plain transformers loads them, with the position scheme and the settings
+    their pretraining.json records; each stage's init is the stage before."""
     root = Path(__file__).resolve().parents[1] / "benchmarks" / "models"
     for name, scheme in (("pretrained-cpu", "hierarchical"), ("pretrained-p2", "hierarchical"),
-                         ("pretrained-words-f", "words"), ("pretrained-cont-b", "words"),
-                         ("pretrained-cont-c", "words"), ("pretrained-cont-d", "words")):
+                         ("pretrained-words-f", "words"), ("pretrained-wf-b", "words"), ("pretrained-cont-b", "words"),
+                         ("pretrained-cont-c", "words")):
         model = AutoModelForCausalLM.from_pretrained(root / name)
         saved = json.loads((root / name / "pretraining.json").read_text())
         assert scheme_of(model.config) == scheme == saved["settings"]["position_scheme"]
     stage2 = json.loads((root / "pretrained-words-f" / "pretraining.json").read_text())
     assert stage2["settings"]["edits"]["firsts"] > 0 and "firsts" not in stage2["init"]["settings"]["edits"]
+    wf_b = json.loads((root / "pretrained-wf-b" / "pretraining.json").read_text())
     cont_b = json.loads((root / "pretrained-cont-b" / "pretraining.json").read_text())
-    shipped = json.loads((PRETRAINED_DIR / "pretraining.json").read_text())
-    assert cont_b["init"] == shipped and cont_b["settings"]["kinds"]["bits"] == 2
+    assert cont_b["init"] == wf_b and "init" not in wf_b and cont_b["settings"]["kinds"]["bits"] == 2
     cont_c = json.loads((root / "pretrained-cont-c" / "pretraining.json").read_text())
     assert {**cont_c["init"], "model": None} == {**cont_b, "model": None}  # cont-b, continued on a fitted cosine
     assert cont_c["settings"]["max_steps"] == cont_c["fitted_horizons"][-1][1]
-    cont_d = json.loads((root / "pretrained-cont-d" / "pretraining.json").read_text())
-    assert cont_d["init"] == {**cont_c, "model": "benchmarks/models/pretrained-cont-c"}
-    assert "copy" not in cont_d["settings"]["edits"] and cont_d["time_budget"] == 1200
+    shipped = json.loads((PRETRAINED_DIR / "pretraining.json").read_text())
+    assert shipped["init"] == {**cont_c, "model": "benchmarks/models/pretrained-cont-c"}
+
+
+def test_the_shipped_stages_rebuild_one_on_another_and_a_rerun_keeps_finished_stages(tmp_path, monkeypatch):
+    from retune.models import pretraining
+
+    tiny = {"records": 8, "batch_size": 2, "max_steps": 2, "warmup_steps": 0, "max_length": 300, "progress": False}
+    monkeypatch.setattr(pretraining, "PRETRAINING_SETTINGS", {**pretraining.PRETRAINING_SETTINGS, **tiny})
+    monkeypatch.setattr(pretraining, "PRETRAINING_STAGES", ({"seed": 5, "max_steps": 3, "scheduler": "cosine",
+                                                             "edits": {"smaller": 1.0}},))
+    out = pretraining.pretrain_shipped(tmp_path / "out", tmp_path / "work")
+    saved = json.loads((out / "pretraining.json").read_text())
+    assert _stages_of(saved) == [pretraining.stage_settings(0), pretraining.stage_settings(1)]
+    first = AutoModelForCausalLM.from_pretrained(tmp_path / "work" / "stage-0" / "model")
+    last = AutoModelForCausalLM.from_pretrained(out)
+    assert not all(torch.equal(a, b) for a, b in zip(first.parameters(), last.parameters()))  # stage 1 trained
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "work").rglob("model.safetensors")}
+    pretraining.pretrain_shipped(tmp_path / "again", tmp_path / "work")  # both stages done: nothing retrained
+    assert stamps == {p: p.stat().st_mtime_ns for p in (tmp_path / "work").rglob("model.safetensors")}
+    assert (tmp_path / "again" / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="no pretraining stage 2"):
+        pretraining.pretrain_shipped(tmp_path / "x", tmp_path / "work", stages=2)
+
+
+def test_shipped_rebuild_takes_no_other_setting(capsys):
+    from retune.models.pretraining import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--out", "nowhere", "--shipped", "--lr", "0.1"])
+    assert exc.value.code == 2 and "drop --lr" in capsys.readouterr().err
 
 
 def test_a_pretraining_fitted_to_a_time_budget_records_the_budget_and_its_horizons(tmp_path):

@@ -255,6 +255,7 @@ def test_auto_settings_the_default_models_recipe_or_the_usual_ones(tmp_path, tin
     assert (default.scheduler, default.warmup_steps, default.loss_normalization, default.replay) == (
         "cosine", 100, "token", 0.05)
     assert (default.lora_dropout, default.replay_sets, default.replay_min_length) == (0.05, 1, 0)
+    assert default.replay_edits == {"smaller": 4, "rewrite": 2, "grow": 2, "compare": 2}  # no copy
     budget_only = TrainConfig(out=tmp_path / "a2", model="default", time_budget=60)
     assert (budget_only.scheduler, budget_only.warmup_steps) == ("constant", 0)  # no horizon for a cosine
     full = TrainConfig(out=tmp_path / "a3", model="default", finetune="full", max_steps=50)
@@ -265,12 +266,13 @@ def test_auto_settings_the_default_models_recipe_or_the_usual_ones(tmp_path, tin
     directory = TrainConfig(out=tmp_path / "c", model=str(tiny_model_dir), max_steps=50)
     assert (directory.finetune, directory.lr, directory.scheduler, directory.warmup_steps) == ("lora", 2e-4, "constant", 0)
     assert directory.lora_targets == ["q_proj", "k_proj", "v_proj", "o_proj"]
-    assert (directory.loss_normalization, directory.replay) == ("example", 0.0)
+    assert (directory.loss_normalization, directory.replay, directory.replay_edits) == ("example", 0.0, None)
     assert TrainConfig(out=tmp_path / "d", model="default", lora_targets="q_proj").lora_targets == ["q_proj"]
     chosen = TrainConfig(out=tmp_path / "e", model="default", max_steps=50, scheduler="constant", warmup_steps=0,
                          loss_normalization="example", replay=0, lr=1e-4)
     assert (chosen.scheduler, chosen.warmup_steps, chosen.loss_normalization, chosen.replay, chosen.lr) == (
         "constant", 0, "example", 0.0, 1e-4)  # what is given is kept
+    assert TrainConfig(out=tmp_path / "f", model="default", replay_edits="copy=1").replay_edits == {"copy": 1.0}
 
 
 def test_full_finetuning_of_named_parameters_leaves_the_rest_untouched(tmp_path, tiny_model_dir):

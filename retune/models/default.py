@@ -59,13 +59,13 @@ def build_default_model(**overrides) -> tuple[LlamaForCausalLM, PreTrainedTokeni
 
 def load_default_model(pretrained: bool = True) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
     """The default model with its shipped pretrained weights (``pretrained=False``: freshly initialised,
-    as :func:`build_default_model`). The weights come from ``python -m retune.models.pretraining``."""
+    as :func:`build_default_model`). The weights come from ``python -m retune.models.pretraining --shipped``."""
     if not pretrained:
         return build_default_model()
     if not (PRETRAINED_DIR / "config.json").is_file():
         raise RetuneError(
             "the default model's pretrained weights are missing from the installed package "
-            "(rebuild them with: python -m retune.models.pretraining --out retune/models/pretrained)"
+            "(rebuild them with: python -m retune.models.pretraining --shipped --out retune/models/pretrained)"
         )
     model = LlamaForCausalLM.from_pretrained(PRETRAINED_DIR)
     tokenizer = build_tokenizer(model_max_length=model.config.max_position_embeddings)

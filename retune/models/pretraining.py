@@ -22,8 +22,8 @@ digit strings (sometimes two of the same length joined by an operator). A record
   problem line, then ``;`` and the first symbol of the returned line (the inputs of a combine step that looks at
   the head of *each* argument and at what came back, e.g. both leading digits of ``a - b`` and a returned carry).
 
-Which edits a record may ask for, and how often, is the ``edits`` setting (:data:`EDITS` by default; the
-shipped weights were drawn with ``PRETRAINING_SETTINGS["edits"]``; another mix draws other records).
+Which edits a record may ask for, and how often, is the ``edits`` setting (:data:`EDITS` by default; each stage
+of the shipped weights' pretraining has its own mix, :func:`stage_settings`; another mix draws other records).
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ _WORD_RUN = re.compile(r"[A-Za-z]+(?: [A-Za-z]+)*")
 KINDS = ("bits", "digits", "ints", "letters", "bools")
 OPERATORS = "-/%&|^~#@=<>"  # not + or *: "a + b" and "a * b" are the formats of built-in tasks
 # The basic mix of edits and their weights (the order and weights fix which record an index draws): the default of
-# pretraining_records, so the records replayed in fine-tuning (TrainConfig.replay) and those of the first shipped
-# weights; the shipped weights' own mix is PRETRAINING_SETTINGS["edits"]
+# pretraining_records (so the records of the first shipped weights, and those replayed in fine-tuning other models
+# than the default, TrainConfig.replay_edits); the shipped weights' own mixes are in stage_settings
 EDITS = {"copy": 2, "smaller": 4, "rewrite": 2, "grow": 2, "compare": 2}
 ALL_EDITS = (*EDITS, "firsts")
 
@@ -292,15 +292,21 @@ def pretraining_records(count: int, seed: int = 0, processes: int = 1,
 
 # ---- the pretraining run ------------------------------------------------------------------------------------
 
-# The settings of the shipped weights (retune/models/pretrained, "wf-b" in docs/length-generalization.md: words
-# positions, the firsts edit in the mix from the start; about 6 minutes on one H100 or H200, hours on 2 CPU
-# cores). Earlier pretrainings are kept for the benchmarks in benchmarks/models: the first shipped weights
-# (pretrained-cpu: hierarchical positions, this module's EDITS, batch 16 x 8,000 steps, 53 minutes on one CPU
-# thread), a longer GPU run of the same (pretrained-p2, sessions 3 and 4) and a two-stage one with words
-# positions (pretrained-words-f, session 5); other pretrainings measured as candidates are kept there too
-# (pretrained-cont-b, session 12: the shipped weights continued on a CPU with long copies weighted up;
-# pretrained-cont-c and pretrained-cont-d, session 13: cont-b continued, then continued without copy records); each
-# directory's pretraining.json has its settings (and its init's).
+# The shipped weights (retune/models/pretrained, "cont-d" in docs/length-generalization.md) are four stages of
+# pretraining, each continuing the one before with every parameter trained. The first, from scratch, has
+# PRETRAINING_SETTINGS ("wf-b": words positions, the firsts edit in the mix from the start; about 6 minutes on one
+# H100 or H200, hours on 2 CPU cores; the shipped weights of sessions 8-13); each later stage of PRETRAINING_STAGES
+# changes some of them (session 12, "cont-b": long copies and bit lists weighted up; session 13, "cont-c": the same,
+# longer, on a cosine; "cont-d": without copy records, so that no record asks for a whole copy at a prompt where
+# others ask for the first item dropped). The continued stages ran on 2 CPU cores under a time budget (10, 45 and
+# 20 minutes; cont-c's and cont-d's cosine fitted to it), so their steps are recorded here and a rebuild runs a
+# cosine over exactly those steps (the fitted schedules, which moved a little as the step time was measured, are in
+# the pretraining.json of each stage). Earlier pretrainings are kept for the benchmarks in benchmarks/models: the
+# first shipped weights (pretrained-cpu: hierarchical positions, this module's EDITS, batch 16 x 8,000 steps, 53
+# minutes on one CPU thread), a longer GPU run of the same (pretrained-p2, sessions 3 and 4), a two-stage one with
+# words positions (pretrained-words-f, session 5) and each stage of the shipped weights before the last
+# (pretrained-wf-b, pretrained-cont-b, pretrained-cont-c); each directory's pretraining.json has its settings (and
+# its init's).
 PRETRAINING_SETTINGS = {
     "records": 400_000,
     "seed": 2,
@@ -316,6 +322,26 @@ PRETRAINING_SETTINGS = {
     "precision": "fp32",
     "edits": {"copy": 2.0, "smaller": 4.0, "rewrite": 1.0, "grow": 3.0, "compare": 2.0, "firsts": 6.0},
 }
+
+
+_CONTINUED = {"lr": 5e-4, "warmup_steps": 50, "batch_size": 32,
+              "kinds": {"bits": 2.0, "digits": 1.0, "ints": 1.0, "letters": 1.0, "bools": 1.0}}
+_LONG_COPIES = {"copy": 4.0, "smaller": 8.0, "rewrite": 1.0, "grow": 3.0, "compare": 2.0, "firsts": 6.0}
+PRETRAINING_STAGES = (
+    {**_CONTINUED, "records": 100_000, "seed": 11, "max_steps": 1851, "edits": _LONG_COPIES},  # cont-b
+    {**_CONTINUED, "records": 300_000, "seed": 13, "scheduler": "cosine", "max_steps": 8250,
+     "edits": _LONG_COPIES},  # cont-c
+    {**_CONTINUED, "records": 100_000, "seed": 14, "scheduler": "cosine", "max_steps": 3700,
+     "edits": {key: value for key, value in _LONG_COPIES.items() if key != "copy"}},  # cont-d: the shipped weights
+)
+
+
+def stage_settings(stage: int) -> dict:
+    """The settings of one stage of the shipped weights' pretraining: 0 is the stage from scratch
+    (:data:`PRETRAINING_SETTINGS`), ``k`` continues stage ``k - 1`` with :data:`PRETRAINING_STAGES` ``[k - 1]``."""
+    if not 0 <= stage <= len(PRETRAINING_STAGES):
+        raise ValueError(f"no pretraining stage {stage}: the stages are 0-{len(PRETRAINING_STAGES)}")
+    return {**PRETRAINING_SETTINGS, **(PRETRAINING_STAGES[stage - 1] if stage else {})}
 
 
 def check_init(init: str | Path, position_scheme: str) -> dict:
@@ -386,6 +412,27 @@ def pretrain(out: str | Path, work: str | Path | None = None, time_budget: float
     return out
 
 
+def pretrain_shipped(out: str | Path, work: str | Path | None = None, stages: int | None = None) -> Path:
+    """Rebuild the shipped weights: stage 0 (:data:`PRETRAINING_SETTINGS`) from scratch, then each of
+    :data:`PRETRAINING_STAGES` continuing the one before (only the first ``stages`` continued stages, when given);
+    the last stage's model goes to ``out``. ``work/stage-K`` keeps each stage's run and model, and a rerun resumes:
+    a finished stage is kept, an unfinished one resumes from its last checkpoint."""
+    last = len(PRETRAINING_STAGES) if stages is None else stages
+    stage_settings(last)  # a ValueError when there is no such stage
+    work = Path(work or tempfile.mkdtemp(prefix="retune-pretrain-"))
+    init = None
+    for stage in range(last + 1):
+        model = work / f"stage-{stage}" / "model"
+        if not (model / "pretraining.json").is_file():
+            pretrain(model, work / f"stage-{stage}", init=init, **stage_settings(stage))
+        init = model
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in init.iterdir():
+        shutil.copy2(path, out / path.name)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Pretrain the default model (retune.models.pretraining).")
     parser.add_argument("--out", required=True, help="where the pretrained model goes")
@@ -401,7 +448,18 @@ def main(argv: list[str] | None = None) -> None:
                         + ": how often each kind of list item is drawn (default: alike, the shipped weights' records)")
     parser.add_argument("--time-budget", type=float, help="seconds; stop early (pretraining.json records the steps)")
     parser.add_argument("--init", help="a pretrained model directory whose pretraining to continue")
+    parser.add_argument("--shipped", action="store_true", help="rebuild the shipped weights: every stage of their "
+                        "pretraining in turn, each continuing the one before (no other setting may be given; "
+                        "--work keeps each stage, and a rerun resumes)")
     args = parser.parse_args(argv)
+    if args.shipped:
+        given = [key for key in (*settings, "kinds", "time_budget", "init")
+                 if getattr(args, key) != parser.get_default(key)]
+        if given:
+            parser.error(f"--shipped rebuilds the shipped weights with their own settings: drop "
+                         f"--{given[0].replace('_', '-')}")
+        print(pretrain_shipped(args.out, args.work))
+        return
     if args.init is not None:
         try:
             check_init(args.init, args.position_scheme)
