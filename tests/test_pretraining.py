@@ -220,7 +220,7 @@ def test_shipped_weights_are_the_documented_pretrained_default_model():
     saved = json.loads((PRETRAINED_DIR / "pretraining.json").read_text())
     # `python -m retune.models.pretraining --shipped` rebuilds them: every stage's settings as recorded
     assert _stages_of(saved) == [stage_settings(k) for k in range(len(PRETRAINING_STAGES) + 1)]
-    assert "copy" not in saved["settings"]["edits"] and saved["time_budget"] == 1200
+    assert not {"copy", "rewrite"} & set(saved["settings"]["edits"]) and saved["time_budget"] == 95
     assert _stages_of(saved)[0]["edits"]["firsts"] > 0  # firsts from the first stage on
     model, tokenizer = load_default_model()
     assert scheme_of(model.config) == DEFAULT_POSITION_SCHEME == "words"
@@ -262,7 +262,8 @@ def test_benchmark_weights_load_and_record_how_they_were_built():
     root = Path(__file__).resolve().parents[1] / "benchmarks" / "models"
     for name, scheme in (("pretrained-cpu", "hierarchical"), ("pretrained-p2", "hierarchical"),
                          ("pretrained-words-f", "words"), ("pretrained-wf-b", "words"), ("pretrained-cont-b", "words"),
-                         ("pretrained-cont-c", "words")):
+                         ("pretrained-cont-c", "words"), ("pretrained-cont-d", "words"),
+                         ("pretrained-cont-e", "words")):
         model = AutoModelForCausalLM.from_pretrained(root / name)
         saved = json.loads((root / name / "pretraining.json").read_text())
         assert scheme_of(model.config) == scheme == saved["settings"]["position_scheme"]
@@ -274,8 +275,12 @@ def test_benchmark_weights_load_and_record_how_they_were_built():
     cont_c = json.loads((root / "pretrained-cont-c" / "pretraining.json").read_text())
     assert {**cont_c["init"], "model": None} == {**cont_b, "model": None}  # cont-b, continued on a fitted cosine
     assert cont_c["settings"]["max_steps"] == cont_c["fitted_horizons"][-1][1]
+    cont_d = json.loads((root / "pretrained-cont-d" / "pretraining.json").read_text())
+    assert cont_d["init"] == {**cont_c, "model": "benchmarks/models/pretrained-cont-c"}
+    cont_e = json.loads((root / "pretrained-cont-e" / "pretraining.json").read_text())
+    assert cont_e["init"] == {**cont_d, "model": "benchmarks/models/pretrained-cont-d"}
     shipped = json.loads((PRETRAINED_DIR / "pretraining.json").read_text())
-    assert shipped["init"] == {**cont_c, "model": "benchmarks/models/pretrained-cont-c"}
+    assert shipped["init"] == {**cont_e, "model": "benchmarks/models/pretrained-cont-e"}
 
 
 def test_the_shipped_stages_rebuild_one_on_another_and_a_rerun_keeps_finished_stages(tmp_path, monkeypatch):

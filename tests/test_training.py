@@ -255,7 +255,7 @@ def test_auto_settings_the_default_models_recipe_or_the_usual_ones(tmp_path, tin
     assert (default.scheduler, default.warmup_steps, default.loss_normalization, default.replay) == (
         "cosine", 100, "token", 0.05)
     assert (default.lora_dropout, default.replay_sets, default.replay_min_length) == (0.05, 1, 0)
-    assert default.replay_edits == {"smaller": 4, "rewrite": 2, "grow": 2, "compare": 2}  # no copy
+    assert default.replay_edits == {"smaller": 4, "grow": 2, "compare": 2, "firsts": 2}  # no copy, no rewrite
     budget_only = TrainConfig(out=tmp_path / "a2", model="default", time_budget=60)
     assert (budget_only.scheduler, budget_only.warmup_steps) == ("constant", 0)  # no horizon for a cosine
     full = TrainConfig(out=tmp_path / "a3", model="default", finetune="full", max_steps=50)

@@ -292,21 +292,25 @@ def pretraining_records(count: int, seed: int = 0, processes: int = 1,
 
 # ---- the pretraining run ------------------------------------------------------------------------------------
 
-# The shipped weights (retune/models/pretrained, "cont-d" in docs/length-generalization.md) are four stages of
+# The shipped weights (retune/models/pretrained, "cont-f" in docs/length-generalization.md) are six stages of
 # pretraining, each continuing the one before with every parameter trained. The first, from scratch, has
 # PRETRAINING_SETTINGS ("wf-b": words positions, the firsts edit in the mix from the start; about 6 minutes on one
 # H100 or H200, hours on 2 CPU cores; the shipped weights of sessions 8-13); each later stage of PRETRAINING_STAGES
 # changes some of them (session 12, "cont-b": long copies and bit lists weighted up; session 13, "cont-c": the same,
 # longer, on a cosine; "cont-d": without copy records, so that no record asks for a whole copy at a prompt where
-# others ask for the first item dropped). The continued stages ran on 2 CPU cores under a time budget (10, 45 and
-# 20 minutes; cont-c's and cont-d's cosine fitted to it), so their steps are recorded here and a rebuild runs a
-# cosine over exactly those steps (the fitted schedules, which moved a little as the step time was measured, are in
-# the pretraining.json of each stage). Earlier pretrainings are kept for the benchmarks in benchmarks/models: the
+# others ask for the first item dropped; session 15, on one H200, "cont-e": cont-d's mix with batches of 256;
+# "cont-f": without rewrite records too, since a rewrite of a line without words, such as two numbers around an
+# operator, is a whole copy). Each continued stage ran under a time budget (cont-b, cont-c and cont-d on 2 CPU
+# cores: 10, 45 and 20 minutes; cont-e and cont-f on the GPU: 350 s beside three other runs and 95 s alone; all
+# but cont-b on a cosine fitted to the budget), so their steps are recorded here and a rebuild runs a cosine over
+# exactly those steps (the fitted schedules, which moved a little as the step time was measured, are in the
+# pretraining.json of each stage); cont-e and cont-f, like wf-b, are minutes on a GPU and hours on 2 CPU cores.
+# Earlier pretrainings are kept for the benchmarks in benchmarks/models: the
 # first shipped weights (pretrained-cpu: hierarchical positions, this module's EDITS, batch 16 x 8,000 steps, 53
 # minutes on one CPU thread), a longer GPU run of the same (pretrained-p2, sessions 3 and 4), a two-stage one with
 # words positions (pretrained-words-f, session 5) and each stage of the shipped weights before the last
-# (pretrained-wf-b, pretrained-cont-b, pretrained-cont-c); each directory's pretraining.json has its settings (and
-# its init's).
+# (pretrained-wf-b, pretrained-cont-b, pretrained-cont-c, pretrained-cont-d, pretrained-cont-e); each directory's
+# pretraining.json has its settings (and its init's).
 PRETRAINING_SETTINGS = {
     "records": 400_000,
     "seed": 2,
@@ -327,12 +331,18 @@ PRETRAINING_SETTINGS = {
 _CONTINUED = {"lr": 5e-4, "warmup_steps": 50, "batch_size": 32,
               "kinds": {"bits": 2.0, "digits": 1.0, "ints": 1.0, "letters": 1.0, "bools": 1.0}}
 _LONG_COPIES = {"copy": 4.0, "smaller": 8.0, "rewrite": 1.0, "grow": 3.0, "compare": 2.0, "firsts": 6.0}
+_NO_COPY = {key: value for key, value in _LONG_COPIES.items() if key != "copy"}
 PRETRAINING_STAGES = (
     {**_CONTINUED, "records": 100_000, "seed": 11, "max_steps": 1851, "edits": _LONG_COPIES},  # cont-b
     {**_CONTINUED, "records": 300_000, "seed": 13, "scheduler": "cosine", "max_steps": 8250,
      "edits": _LONG_COPIES},  # cont-c
     {**_CONTINUED, "records": 100_000, "seed": 14, "scheduler": "cosine", "max_steps": 3700,
-     "edits": {key: value for key, value in _LONG_COPIES.items() if key != "copy"}},  # cont-d: the shipped weights
+     "edits": _NO_COPY},  # cont-d
+    {**_CONTINUED, "records": 300_000, "seed": 15, "scheduler": "cosine", "max_steps": 2550, "batch_size": 256,
+     "edits": _NO_COPY},  # cont-e
+    {**_CONTINUED, "records": 60_000, "seed": 19, "scheduler": "cosine", "max_steps": 1600, "batch_size": 256,
+     "lr": 3e-4, "warmup_steps": 20,
+     "edits": {key: value for key, value in _NO_COPY.items() if key != "rewrite"}},  # cont-f: the shipped weights
 )
 
 
