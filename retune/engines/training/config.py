@@ -11,7 +11,7 @@ over tokens, batch 16, and 0.05 pretraining records replayed per task record, no
 session 14, with the shipped weights whose last pretraining stage has none either) and some of them the lookup of
 each argument's first symbol (``firsts``, since session 15; addition at 32 digits, seed 1: 0.34 without, 0.985
 with). Pretraining taught the attention
-to copy lines (the shipped weights copy 60-item lists in 0.96-1.00 of the probes; those before session 14 hardly
+to copy lines (the shipped weights copy 60-item lists in 0.98-1.00 of the probes; those before session 14 hardly
 copied long bit lists, and each fine-tuning built that copy anew, docs session 11), which recursive calls
 need beyond the training lengths; full fine-tuning on short problems unlearns it (addition trained on 1-8
 digits: 0.00 at 16 digits fully fine-tuned, 0.84-1.00 with this LoRA), and even LoRA on the MLPs alone loses
