@@ -332,6 +332,7 @@ _CONTINUED = {"lr": 5e-4, "warmup_steps": 50, "batch_size": 32,
               "kinds": {"bits": 2.0, "digits": 1.0, "ints": 1.0, "letters": 1.0, "bools": 1.0}}
 _LONG_COPIES = {"copy": 4.0, "smaller": 8.0, "rewrite": 1.0, "grow": 3.0, "compare": 2.0, "firsts": 6.0}
 _NO_COPY = {key: value for key, value in _LONG_COPIES.items() if key != "copy"}
+_NO_WHOLE_COPY = {key: value for key, value in _NO_COPY.items() if key != "rewrite"}  # a rewrite of bare numbers copies
 PRETRAINING_STAGES = (
     {**_CONTINUED, "records": 100_000, "seed": 11, "max_steps": 1851, "edits": _LONG_COPIES},  # cont-b
     {**_CONTINUED, "records": 300_000, "seed": 13, "scheduler": "cosine", "max_steps": 8250,
@@ -341,8 +342,7 @@ PRETRAINING_STAGES = (
     {**_CONTINUED, "records": 300_000, "seed": 15, "scheduler": "cosine", "max_steps": 2550, "batch_size": 256,
      "edits": _NO_COPY},  # cont-e
     {**_CONTINUED, "records": 60_000, "seed": 19, "scheduler": "cosine", "max_steps": 1600, "batch_size": 256,
-     "lr": 3e-4, "warmup_steps": 20,
-     "edits": {key: value for key, value in _NO_COPY.items() if key != "rewrite"}},  # cont-f: the shipped weights
+     "lr": 3e-4, "warmup_steps": 20, "edits": _NO_WHOLE_COPY},  # cont-f: the shipped weights
 )
 
 

@@ -14,7 +14,8 @@ import click
 from click.core import ParameterSource
 
 from retune.core.methods import METHODS
-from retune.engines.training.config import CONFIG_FILE, TrainConfig, load_config_file, make_config
+from retune.engines.training.config import (CONFIG_FILE, DEFAULT_MODEL_REPLAY_EDITS_TEXT, TrainConfig,
+                                            load_config_file, make_config)
 
 # Command-line parameter -> TrainConfig field, where the names differ.
 _FIELD_OF = {"task": "tasks", "no_progress": "progress"}
@@ -71,7 +72,7 @@ def _default(name: str) -> str:
 @click.option("--replay-sets", type=int, help=f"Distinct replay sets, one per epoch in turn. {_default('replay_sets')}")
 @click.option("--replay-min-length", type=int, help=f"Replay only records this long. {_default('replay_min_length')}")
 @click.option("--replay-edits", help="NAME=WEIGHT,... of the pretraining edits to replay. [default: auto, "
-              "smaller=4,grow=2,compare=2,firsts=2 for the default model]")
+              f"{DEFAULT_MODEL_REPLAY_EDITS_TEXT} for the default model]")
 @click.option("--position-scheme", type=_choices("position_scheme"),
               help="Position ids. [default: auto, the model's own]")
 @click.option("--max-length", type=int, help=f"Drop longer examples (tokens). {_default('max_length')}")

@@ -10,9 +10,9 @@ with its attention frozen, lr 1.5e-3, 100 warmup steps and a cosine decay over `
 over tokens, batch 16, and 0.05 pretraining records replayed per task record, none of them a whole copy (since
 session 14, with the shipped weights whose last pretraining stage has none either) and some of them the lookup of
 each argument's first symbol (``firsts``, since session 15; addition at 32 digits, seed 1: 0.34 without, 0.985
-with). Pretraining taught the attention
-to copy lines (the shipped weights copy 60-item lists in 0.98-1.00 of the probes; those before session 14 hardly
-copied long bit lists, and each fine-tuning built that copy anew, docs session 11), which recursive calls
+with). Pretraining taught the attention to copy lines (the shipped weights copy 60-item lists in 0.98-1.00 of
+the probes; those before session 14 hardly copied long bit lists, and each fine-tuning built that copy anew, docs
+session 11), which recursive calls
 need beyond the training lengths; full fine-tuning on short problems unlearns it (addition trained on 1-8
 digits: 0.00 at 16 digits fully fine-tuned, 0.84-1.00 with this LoRA), and even LoRA on the MLPs alone loses
 copies of long lists in some seeds unless a few pretraining records are replayed (parity at 50 bits, seed 4:
@@ -53,6 +53,7 @@ DEFAULT_MODEL_REPLAY = 0.05  # pretraining records per task record when fine-tun
 # session 13; a rewrite of a line without words, such as two numbers around an operator, is such a copy), and
 # firsts, the lookup of each argument's first symbol that a combine needs far past the training lengths (session 15)
 DEFAULT_MODEL_REPLAY_EDITS = {"smaller": 4.0, "grow": 2.0, "compare": 2.0, "firsts": 2.0}
+DEFAULT_MODEL_REPLAY_EDITS_TEXT = ",".join(f"{name}={weight:g}" for name, weight in DEFAULT_MODEL_REPLAY_EDITS.items())
 DEFAULT_MODEL_MAX_WARMUP = 100  # warmup steps: this many, or a tenth of max_steps when fewer
 
 # Settings that may change when a run is resumed; every other one must match the run's saved config.
@@ -151,8 +152,8 @@ class TrainConfig(BaseModel):
     )
     replay_edits: dict[str, float] | None = Field(
         None, description="the edits replayed records ask for, NAME=WEIGHT,... (retune.models.pretraining); auto: "
-        "smaller=4,grow=2,compare=2,firsts=2 for the default model (no copy or rewrite: no replayed record asks "
-        "to copy a problem whole at its Solution:), else its EDITS"
+        f"{DEFAULT_MODEL_REPLAY_EDITS_TEXT} for the default model (no copy or rewrite: no replayed record asks to "
+        "copy a problem whole at its Solution:), else its EDITS"
     )
     position_scheme: Literal["auto", "sequential", "hierarchical", "words", "wordlists"] = Field(
         "auto", description="position ids (retune.models.positions); auto: the model's own "
