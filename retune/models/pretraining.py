@@ -292,7 +292,7 @@ def pretraining_records(count: int, seed: int = 0, processes: int = 1,
 
 # ---- the pretraining run ------------------------------------------------------------------------------------
 
-# The shipped weights (retune/models/pretrained, "cont-f" in docs/length-generalization.md) are six stages of
+# The shipped weights (retune/models/pretrained, "cont-h" in docs/length-generalization.md) are eight stages of
 # pretraining, each continuing the one before with every parameter trained. The first, from scratch, has
 # PRETRAINING_SETTINGS ("wf-b": words positions, the firsts edit in the mix from the start; about 6 minutes on one
 # H100 or H200, hours on 2 CPU cores; the shipped weights of sessions 8-13); each later stage of PRETRAINING_STAGES
@@ -300,16 +300,18 @@ def pretraining_records(count: int, seed: int = 0, processes: int = 1,
 # longer, on a cosine; "cont-d": without copy records, so that no record asks for a whole copy at a prompt where
 # others ask for the first item dropped; session 15, on one H200, "cont-e": cont-d's mix with batches of 256;
 # "cont-f": without rewrite records too, since a rewrite of a line without words, such as two numbers around an
-# operator, is a whole copy). Each continued stage ran under a time budget (cont-b, cont-c and cont-d on 2 CPU
-# cores: 10, 45 and 20 minutes; cont-e and cont-f on the GPU: 350 s beside three other runs and 95 s alone; all
-# but cont-b on a cosine fitted to the budget), so their steps are recorded here and a rebuild runs a cosine over
-# exactly those steps (the fitted schedules, which moved a little as the step time was measured, are in the
-# pretraining.json of each stage); cont-e and cont-f, like wf-b, are minutes on a GPU and hours on 2 CPU cores.
+# operator, is a whole copy; session 16, on one H200, "cont-g" and "cont-h": two more cosines of cont-f's mix).
+# Each continued stage ran under a time budget (cont-b, cont-c and cont-d on 2 CPU cores: 10, 45 and 20 minutes;
+# cont-e and cont-f on the GPU: 350 s beside three other runs and 95 s alone; cont-g 330 s beside three others,
+# cont-h 240 s beside one; all but cont-b on a cosine fitted to the budget), so their steps are recorded here and a
+# rebuild runs a cosine over exactly those steps (the fitted schedules, which moved a little as the step time was
+# measured, are in the pretraining.json of each stage); cont-e to cont-h, like wf-b, are minutes on a GPU and hours
+# on 2 CPU cores.
 # Earlier pretrainings are kept for the benchmarks in benchmarks/models: the
 # first shipped weights (pretrained-cpu: hierarchical positions, this module's EDITS, batch 16 x 8,000 steps, 53
 # minutes on one CPU thread), a longer GPU run of the same (pretrained-p2, sessions 3 and 4), a two-stage one with
 # words positions (pretrained-words-f, session 5) and each stage of the shipped weights before the last
-# (pretrained-wf-b, pretrained-cont-b, pretrained-cont-c, pretrained-cont-d, pretrained-cont-e); each directory's
+# (pretrained-wf-b, pretrained-cont-b to pretrained-cont-g); each directory's
 # pretraining.json has its settings (and its init's).
 PRETRAINING_SETTINGS = {
     "records": 400_000,
@@ -342,7 +344,11 @@ PRETRAINING_STAGES = (
     {**_CONTINUED, "records": 300_000, "seed": 15, "scheduler": "cosine", "max_steps": 2550, "batch_size": 256,
      "edits": _NO_COPY},  # cont-e
     {**_CONTINUED, "records": 60_000, "seed": 19, "scheduler": "cosine", "max_steps": 1600, "batch_size": 256,
-     "lr": 3e-4, "warmup_steps": 20, "edits": _NO_WHOLE_COPY},  # cont-f: the shipped weights
+     "lr": 3e-4, "warmup_steps": 20, "edits": _NO_WHOLE_COPY},  # cont-f
+    {**_CONTINUED, "records": 150_000, "seed": 20, "scheduler": "cosine", "max_steps": 2450, "batch_size": 256,
+     "lr": 3e-4, "warmup_steps": 20, "edits": _NO_WHOLE_COPY},  # cont-g
+    {**_CONTINUED, "records": 100_000, "seed": 24, "scheduler": "cosine", "max_steps": 3050, "batch_size": 256,
+     "lr": 3e-4, "warmup_steps": 20, "edits": _NO_WHOLE_COPY},  # cont-h: the shipped weights
 )
 
 
