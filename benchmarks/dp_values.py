@@ -17,14 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from functools import cache
 
 from retune.tasks.dp import HI, DPTask, dp_array
 
 
-def largest_values(length: int, n: int, seed: int) -> list[int]:
+@cache  # the training lengths and the reported ones may overlap
+def largest_values(length: int, n: int, seed: int) -> tuple[int, ...]:
     """The largest dp value of each of ``n`` generated problems of ``length`` items (``Random(seed + index)``)."""
     task = DPTask()
-    return sorted(max(dp_array(task.generate(length, random.Random(seed + index)).items)) for index in range(n))
+    return tuple(sorted(max(dp_array(task.generate(length, random.Random(seed + index)).items))
+                        for index in range(n)))
 
 
 def main(argv: list[str] | None = None) -> None:

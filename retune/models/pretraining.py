@@ -335,20 +335,18 @@ _CONTINUED = {"lr": 5e-4, "warmup_steps": 50, "batch_size": 32,
 _LONG_COPIES = {"copy": 4.0, "smaller": 8.0, "rewrite": 1.0, "grow": 3.0, "compare": 2.0, "firsts": 6.0}
 _NO_COPY = {key: value for key, value in _LONG_COPIES.items() if key != "copy"}
 _NO_WHOLE_COPY = {key: value for key, value in _NO_COPY.items() if key != "rewrite"}  # a rewrite of bare numbers copies
+_ON_GPU = {**_CONTINUED, "scheduler": "cosine", "batch_size": 256}  # cont-e on
+_LATE = {**_ON_GPU, "lr": 3e-4, "warmup_steps": 20, "edits": _NO_WHOLE_COPY}  # cont-f on
 PRETRAINING_STAGES = (
     {**_CONTINUED, "records": 100_000, "seed": 11, "max_steps": 1851, "edits": _LONG_COPIES},  # cont-b
     {**_CONTINUED, "records": 300_000, "seed": 13, "scheduler": "cosine", "max_steps": 8250,
      "edits": _LONG_COPIES},  # cont-c
     {**_CONTINUED, "records": 100_000, "seed": 14, "scheduler": "cosine", "max_steps": 3700,
      "edits": _NO_COPY},  # cont-d
-    {**_CONTINUED, "records": 300_000, "seed": 15, "scheduler": "cosine", "max_steps": 2550, "batch_size": 256,
-     "edits": _NO_COPY},  # cont-e
-    {**_CONTINUED, "records": 60_000, "seed": 19, "scheduler": "cosine", "max_steps": 1600, "batch_size": 256,
-     "lr": 3e-4, "warmup_steps": 20, "edits": _NO_WHOLE_COPY},  # cont-f
-    {**_CONTINUED, "records": 150_000, "seed": 20, "scheduler": "cosine", "max_steps": 2450, "batch_size": 256,
-     "lr": 3e-4, "warmup_steps": 20, "edits": _NO_WHOLE_COPY},  # cont-g
-    {**_CONTINUED, "records": 100_000, "seed": 24, "scheduler": "cosine", "max_steps": 3050, "batch_size": 256,
-     "lr": 3e-4, "warmup_steps": 20, "edits": _NO_WHOLE_COPY},  # cont-h: the shipped weights
+    {**_ON_GPU, "records": 300_000, "seed": 15, "max_steps": 2550, "edits": _NO_COPY},  # cont-e
+    {**_LATE, "records": 60_000, "seed": 19, "max_steps": 1600},  # cont-f
+    {**_LATE, "records": 150_000, "seed": 20, "max_steps": 2450},  # cont-g
+    {**_LATE, "records": 100_000, "seed": 24, "max_steps": 3050},  # cont-h: the shipped weights
 )
 
 
