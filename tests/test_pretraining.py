@@ -87,6 +87,38 @@ def test_firsts_records_ask_for_the_head_of_every_list_and_number_and_of_the_ret
     assert heads and record["output"] == " ".join(heads) + "; " + "".join(_HEADS.findall(returned)[0])
 
 
+_INSTRUCTION = re.compile(r"\n" + ANSWER + r"(Compute|Put) (.*?)( in front of return)?\.\n" + ANSWER + "$")
+
+
+@settings(max_examples=300, deadline=None)
+@given(INDEX, st.integers(min_value=0, max_value=5))
+def test_arith_records_answer_the_value_of_their_expression(index, seed):
+    record = pretraining_record(index, seed, {"arith": 1, "firsts": 1})
+    if record["method"] != "arith":
+        return
+    problem = record["input"].split(SOLUTION)[0]
+    returned = record["input"].split(RETURN)[1].split("\n")[0]
+    array = [int(item) for item in _LIST.search(problem)[1].split(", ")]
+    values = [int(item) for item in _LIST.findall(returned)[-1].split(", ")]
+    verb, expression, in_front = _INSTRUCTION.search(record["input"]).groups()
+    assert (verb == "Put") == bool(in_front)
+    assert re.fullmatch(r"[a-z\[\]\d ,()+=-]+", expression)  # names, indices, +, -, max, min, ==
+    value = eval(expression.replace("return", "returned"), {"max": max, "min": min},  # noqa: S307
+                 {"array": array, "returned": values})
+    if in_front:
+        assert record["output"] == returned.replace("[", f"[{value}, ", 1)
+    else:
+        assert record["output"] == str(value)
+
+
+def test_arith_records_mix_with_the_others_and_compare_true_about_half_the_time():
+    mix = {"smaller": 8.0, "grow": 3.0, "compare": 2.0, "firsts": 6.0, "arith": 4.0}
+    assert {pretraining_record(i, 3, mix)["method"] for i in range(300)} == set(mix)
+    comparisons = [r["output"] for r in (pretraining_record(i, 3, {"arith": 1}) for i in range(500))
+                   if " == " in r["input"]]
+    assert len(comparisons) > 50 and 0.3 < comparisons.count("True") / len(comparisons) < 0.7
+
+
 def test_edits_parse_or_fail_in_one_line():
     assert parse_edits("copy=2, firsts=0.5") == {"copy": 2.0, "firsts": 0.5}
     for bad in ("copy", "copy=x", "teleport=1", "copy=-1", "copy=0", ""):

@@ -22,6 +22,12 @@ digit strings (sometimes two of the same length joined by an operator). A record
   problem line, then ``;`` and the first symbol of the returned line (the inputs of a combine step that looks at
   the head of *each* argument and at what came back, e.g. both leading digits of ``a - b`` and a returned carry).
 
+* ``arith`` (not in :data:`EDITS`): after the same lines, an instruction to compute a small expression over the
+  first items of the problem line's first list (``array[i]``) and of the returned list (``return[j]``): sums,
+  differences, ``max``, ``min`` and ``==``; the answer is its value, or the returned list with the value put in front
+  (the arithmetic of a combine step that looks items up and adds, compares or keeps the larger, over values larger
+  than any one list item).
+
 Which edits a record may ask for, and how often, is the ``edits`` setting (:data:`EDITS` by default; each stage
 of the shipped weights' pretraining has its own mix, :func:`stage_settings`; another mix draws other records).
 """
@@ -49,7 +55,7 @@ OPERATORS = "-/%&|^~#@=<>"  # not + or *: "a + b" and "a * b" are the formats of
 # pretraining_records (so the records of the first shipped weights, and those replayed in fine-tuning other models
 # than the default, TrainConfig.replay_edits); the shipped weights' own mixes are in stage_settings
 EDITS = {"copy": 2, "smaller": 4, "rewrite": 2, "grow": 2, "compare": 2}
-ALL_EDITS = (*EDITS, "firsts")
+ALL_EDITS = (*EDITS, "firsts", "arith")
 
 
 def _word(rng: random.Random) -> str:
@@ -216,6 +222,67 @@ def parse_edits(text: str) -> dict[str, float]:
     return _parse_weights(text, "edits", ALL_EDITS, check_edits)
 
 
+_ARITH_KINDS = {"ints": 3.0, "digits": 1.0, "bits": 1.0}  # arith needs numbers in the problem's first list
+
+
+def _returned_value(rng: random.Random) -> int:
+    """An item of a returned list for ``arith``: mostly small and non-negative, as running sums and maxima are."""
+    draw = rng.random()
+    if draw < 0.5:
+        return rng.randint(0, 20)
+    return rng.randint(0, 60) if draw < 0.8 else rng.randint(-99, 99)
+
+
+def _arith_term(rng: random.Random, refs: dict[str, int], exclude: str | None = None) -> tuple[str, int]:
+    """``ref``, ``ref + ref`` or ``ref - ref`` over ``refs`` (name -> value), never naming ``exclude``."""
+    names = [name for name in refs if name != exclude]
+    first = rng.choice(names)
+    draw = rng.random()
+    if draw < 0.4:
+        return first, refs[first]
+    second = rng.choice(names)
+    if draw < 0.8:
+        return f"{first} + {second}", refs[first] + refs[second]
+    return f"{first} - {second}", refs[first] - refs[second]
+
+
+def _arith_record(rng: random.Random) -> tuple[str, str, int]:
+    """The input, output and length of an ``arith`` record (see the module docstring)."""
+    while True:  # a problem line whose first list holds numbers
+        line = random_line(rng, _ARITH_KINDS)  # whatever the kinds of the other records
+        array = next((v for k, v in line.chunks if k == "list" and v), None)
+        if array is not None and all(re.fullmatch(r"-?\d+", item) for item in array):
+            break
+    values = [_returned_value(rng) for _ in range(max(1, int(round(2 ** rng.uniform(0, 5.3)))))]
+    returned = Line(([] if rng.random() < 0.5 else [("text", _words(rng) + " ")]) + [("list", [str(v) for v in values])])
+    refs = {f"array[{i}]": int(item) for i, item in enumerate(array[:3])}
+    refs.update({f"return[{j}]": value for j, value in enumerate(values[:3])})
+    draw = rng.random()
+    if draw < 0.2:  # a comparison, true about half the time
+        lhs = f"return[{rng.randrange(min(3, len(values)))}]"
+        text, value = _arith_term(rng, refs, exclude=lhs)
+        if rng.random() < 0.5:
+            values[int(lhs[7])] = refs[lhs] = value
+            returned = Line(returned.chunks[:-1] + [("list", [str(v) for v in values])])
+        expression, answer = f"{lhs} == {text}", str(refs[lhs] == value)
+    else:
+        terms = [_arith_term(rng, refs) for _ in range(1 if draw < 0.4 else rng.choice([2, 2, 3]))]
+        if len(terms) == 1:
+            expression, value = terms[0]
+        else:
+            name = rng.choice(["max", "max", "min"])
+            expression = f"{name}({', '.join(text for text, _ in terms)})"
+            value = (max if name == "max" else min)(value for _, value in terms)
+        answer = str(value)
+        if rng.random() < 0.5:
+            expression, answer = f"{expression} in front of return", returned.grow(str(value), "0").render()
+    instruction = ("Put " if expression.endswith("in front of return") else "Compute ") + expression + "."
+    before = (f"{line.render()}{SOLUTION}{CALL}{line.smaller().render()}\n{RETURN}{returned.render()}\n"
+              f"{ANSWER}{instruction}\n{ANSWER}")
+    length = max(len(v) for k, v in [*line.chunks, *returned.chunks] if k in ("list", "number"))
+    return before, answer, length
+
+
 def pretraining_record(index: int, seed: int = 0, edits: dict[str, float] | None = None,
                        kinds: dict[str, float] | None = None) -> dict:
     """Pretraining record number ``index``: ``{"task": "pretraining", "method", "length", "input", "output"}``;
@@ -227,6 +294,9 @@ def pretraining_record(index: int, seed: int = 0, edits: dict[str, float] | None
     problem = line.render()
     length = max([len(v) for k, v in line.chunks if k in ("list", "number")] or [0])
     edit = rng.choices(list(edits), weights=list(edits.values()))[0]
+    if edit == "arith":
+        before, answer, length = _arith_record(rng)
+        return {"task": "pretraining", "method": edit, "length": length, "input": before, "output": answer}
     if edit == "firsts":
         returned = line.smaller() if rng.random() < 0.5 else random_line(rng, kinds)
         before = f"{problem}{SOLUTION}{CALL}{line.smaller().render()}\n{RETURN}{returned.render()}\n{ANSWER}"
