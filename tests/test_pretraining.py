@@ -288,15 +288,15 @@ def test_parallel_records_are_the_same_records(monkeypatch):
 
 
 def test_benchmark_weights_load_and_record_how_they_were_built():
-    """The pretrainings kept for the benchmarks (the first shipped CPU weights, two GPU runs, and the stages of the
-    shipped weights before the last): plain transformers loads them, with the position scheme and the settings
+    """The pretrainings kept for the benchmarks (the first shipped CPU weights, two GPU runs, the stages of the
+    shipped weights before the last, and a candidate continuing them with arith records): plain transformers loads them, with the position scheme and the settings
     their pretraining.json records; each stage's init is the stage before."""
     root = Path(__file__).resolve().parents[1] / "benchmarks" / "models"
     for name, scheme in (("pretrained-cpu", "hierarchical"), ("pretrained-p2", "hierarchical"),
                          ("pretrained-words-f", "words"), ("pretrained-wf-b", "words"), ("pretrained-cont-b", "words"),
                          ("pretrained-cont-c", "words"), ("pretrained-cont-d", "words"),
                          ("pretrained-cont-e", "words"), ("pretrained-cont-f", "words"),
-                         ("pretrained-cont-g", "words")):
+                         ("pretrained-cont-g", "words"), ("pretrained-arith", "words")):
         model = AutoModelForCausalLM.from_pretrained(root / name)
         saved = json.loads((root / name / "pretraining.json").read_text())
         assert scheme_of(model.config) == scheme == saved["settings"]["position_scheme"]
@@ -318,6 +318,8 @@ def test_benchmark_weights_load_and_record_how_they_were_built():
     assert cont_g["init"] == {**cont_f, "model": "benchmarks/models/pretrained-cont-f"}
     shipped = json.loads((PRETRAINED_DIR / "pretraining.json").read_text())
     assert shipped["init"] == {**cont_g, "model": "benchmarks/models/pretrained-cont-g"}
+    arith = json.loads((root / "pretrained-arith" / "pretraining.json").read_text())  # a candidate beside them
+    assert arith["init"] == {**shipped, "model": "retune/models/pretrained"} and arith["settings"]["edits"]["arith"] > 0
 
 
 def test_the_shipped_stages_rebuild_one_on_another_and_a_rerun_keeps_finished_stages(tmp_path, monkeypatch):

@@ -381,8 +381,9 @@ def pretraining_records(count: int, seed: int = 0, processes: int = 1,
 # first shipped weights (pretrained-cpu: hierarchical positions, this module's EDITS, batch 16 x 8,000 steps, 53
 # minutes on one CPU thread), a longer GPU run of the same (pretrained-p2, sessions 3 and 4), a two-stage one with
 # words positions (pretrained-words-f, session 5) and each stage of the shipped weights before the last
-# (pretrained-wf-b, pretrained-cont-b to pretrained-cont-g); each directory's
-# pretraining.json has its settings (and its init's).
+# (pretrained-wf-b, pretrained-cont-b to pretrained-cont-g), and a candidate that continues the shipped weights
+# with arith records (pretrained-arith, session 17: 4,300 GPU steps, arith weighted 10 beside cont-f's mix); each
+# directory's pretraining.json has its settings (and its init's).
 PRETRAINING_SETTINGS = {
     "records": 400_000,
     "seed": 2,
