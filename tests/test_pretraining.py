@@ -119,6 +119,16 @@ def test_arith_records_mix_with_the_others_and_compare_true_about_half_the_time(
     assert len(comparisons) > 50 and 0.3 < comparisons.count("True") / len(comparisons) < 0.7
 
 
+def test_the_arith_candidate_s_records_are_the_ones_it_was_trained_on():
+    import hashlib
+
+    saved = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "models" / "pretrained-arith"
+                        / "pretraining.json").read_text())["settings"]
+    records = [pretraining_record(i, saved["seed"], saved["edits"], saved["kinds"]) for i in range(200)]
+    digest = hashlib.sha256(json.dumps(records).encode()).hexdigest()
+    assert digest == "b61b281e9bde4b36e141b2ae7ab50ce21fba43b96698fcdfe98e54c6e7424be0"  # records of session 17
+
+
 def test_edits_parse_or_fail_in_one_line():
     assert parse_edits("copy=2, firsts=0.5") == {"copy": 2.0, "firsts": 0.5}
     for bad in ("copy", "copy=x", "teleport=1", "copy=-1", "copy=0", ""):

@@ -254,18 +254,20 @@ def _arith_record(rng: random.Random) -> tuple[str, str, int]:
         if array is not None and all(re.fullmatch(r"-?\d+", item) for item in array):
             break
     values = [_returned_value(rng) for _ in range(max(1, int(round(2 ** rng.uniform(0, 5.3)))))]
-    returned = Line(([] if rng.random() < 0.5 else [("text", _words(rng) + " ")]) + [("list", [str(v) for v in values])])
+    words = [] if rng.random() < 0.5 else [("text", _words(rng) + " ")]
     refs = {f"array[{i}]": int(item) for i, item in enumerate(array[:3])}
     refs.update({f"return[{j}]": value for j, value in enumerate(values[:3])})
     draw = rng.random()
     if draw < 0.2:  # a comparison, true about half the time
-        lhs = f"return[{rng.randrange(min(3, len(values)))}]"
+        index = rng.randrange(min(3, len(values)))
+        lhs = f"return[{index}]"
         text, value = _arith_term(rng, refs, exclude=lhs)
         if rng.random() < 0.5:
-            values[int(lhs[7])] = refs[lhs] = value
-            returned = Line(returned.chunks[:-1] + [("list", [str(v) for v in values])])
-        expression, answer = f"{lhs} == {text}", str(refs[lhs] == value)
+            values[index] = refs[lhs] = value
+        returned = Line([*words, ("list", [str(v) for v in values])])
+        instruction, answer = f"Compute {lhs} == {text}.", str(refs[lhs] == value)
     else:
+        returned = Line([*words, ("list", [str(v) for v in values])])
         terms = [_arith_term(rng, refs) for _ in range(1 if draw < 0.4 else rng.choice([2, 2, 3]))]
         if len(terms) == 1:
             expression, value = terms[0]
@@ -273,10 +275,9 @@ def _arith_record(rng: random.Random) -> tuple[str, str, int]:
             name = rng.choice(["max", "max", "min"])
             expression = f"{name}({', '.join(text for text, _ in terms)})"
             value = (max if name == "max" else min)(value for _, value in terms)
-        answer = str(value)
-        if rng.random() < 0.5:
-            expression, answer = f"{expression} in front of return", returned.grow(str(value), "0").render()
-    instruction = ("Put " if expression.endswith("in front of return") else "Compute ") + expression + "."
+        instruction, answer = f"Compute {expression}.", str(value)
+        if rng.random() < 0.5:  # the returned list with the value in front
+            instruction, answer = f"Put {expression} in front of return.", returned.grow(answer, "0").render()
     before = (f"{line.render()}{SOLUTION}{CALL}{line.smaller().render()}\n{RETURN}{returned.render()}\n"
               f"{ANSWER}{instruction}\n{ANSWER}")
     length = max(len(v) for k, v in [*line.chunks, *returned.chunks] if k in ("list", "number"))
