@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -13,15 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "arith_probe.py"
 
 
-def _probe_module():
-    spec = importlib.util.spec_from_file_location("arith_probe", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_probes_are_fixed_arith_records_of_every_kind():
-    probe = _probe_module()
+def test_probes_are_fixed_arith_records_of_every_kind(benchmark_script):
+    probe = benchmark_script("arith_probe")
     batch = probe.probes(60)
     assert batch == probe.probes(60) and batch != probe.probes(60, seed=1)
     assert {record["method"] for record in batch} == {"arith"}
@@ -36,8 +28,8 @@ def test_probes_are_fixed_arith_records_of_every_kind():
             assert instruction.startswith("Answer: Compute ") and re.fullmatch(r"-?\d+", record["output"])
 
 
-def test_score_counts_exact_answers_by_kind():
-    probe = _probe_module()
+def test_score_counts_exact_answers_by_kind(benchmark_script):
+    probe = benchmark_script("arith_probe")
     batch = probe.probes(30)
     assert probe.score(batch, [r["output"] for r in batch])["right"] == 1.0
     wrong = probe.score(batch, [r["output"] + "0" for r in batch])

@@ -28,17 +28,8 @@ def test_copy_probe_rejects_an_unknown_kind_in_one_line():
     assert done.returncode == 2 and "unknown kind 'ints'" in done.stderr.strip().splitlines()[-1]
 
 
-def _probe_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("copy_probe", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_numbers_probes_are_two_numbers_of_one_size_and_count_both_edits():
-    probe = _probe_module()
+def test_numbers_probes_are_two_numbers_of_one_size_and_count_both_edits(benchmark_script):
+    probe = benchmark_script("copy_probe")
     batch = probe.probes("numbers", 12, 5)
     assert batch == probe.probes("numbers", 12, 5)  # the same probes every time
     for prompt, pair in batch:
