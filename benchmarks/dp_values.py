@@ -19,6 +19,8 @@ import json
 import random
 from functools import cache
 
+from retune.core.errors import RetuneError
+from retune.core.lengths import length_list, parse_lengths
 from retune.tasks.dp import HI, DPTask, dp_array
 
 
@@ -38,12 +40,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
-        low, high = (int(part) for part in args.train.split("-"))
-        lengths = [int(part) for part in args.lengths.split(",")]
-    except ValueError:
-        parser.error(f"expected --train LO-HI and --lengths N,N,...: got {args.train!r} and {args.lengths!r}")
-    if not 1 <= low <= high or min(lengths) < 1 or args.n < 1:
-        parser.error("lengths and --n must be at least 1, and LO at most HI")
+        low, high = parse_lengths(args.train)
+        lengths = length_list(args.lengths)
+    except RetuneError as exc:
+        parser.error(f"expected --train LO-HI and --lengths N,N,...: {exc}")
+    if args.n < 1:
+        parser.error(f"--n must be at least 1, got {args.n}")
     bound = HI * ((high + 1) // 2)  # every other item at its largest
     seen = max(max(largest_values(length, args.n, args.seed)) for length in range(low, high + 1))
     for length in lengths:

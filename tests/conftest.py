@@ -29,3 +29,20 @@ def benchmark_script():
         return module
 
     return load
+
+
+@pytest.fixture
+def run_benchmark():
+    """``run_benchmark("copy_probe", "--n", "4")``: a script of ``benchmarks/`` run in a subprocess from the
+    repository root; its ``CompletedProcess`` (text output)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def run(name: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(root / "benchmarks" / f"{name}.py"), *args], capture_output=True,
+                              text=True, timeout=300, cwd=root)
+
+    return run

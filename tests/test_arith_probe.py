@@ -4,12 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "arith_probe.py"
 
 
 def test_probes_are_fixed_arith_records_of_every_kind(benchmark_script):
@@ -39,14 +33,13 @@ def test_score_counts_exact_answers_by_kind(benchmark_script):
     assert sum(half["n_by_kind"].values()) == 30
 
 
-def test_the_script_prints_one_line_per_model_and_rejects_bad_arguments_in_one_line():
+def test_the_script_prints_one_line_per_model_and_rejects_bad_arguments_in_one_line(run_benchmark):
     models = "default,benchmarks/models/pretrained-arith"
-    done = subprocess.run([sys.executable, str(SCRIPT), "--models", models, "--n", "6"], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT)
+    done = run_benchmark("arith_probe", "--models", models, "--n", "6")
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert [row["model"] for row in rows] == models.split(",")
     assert all(sum(row["n_by_kind"].values()) == 6 and 0 <= row["right"] <= 1 for row in rows)
     for bad, message in ((["--n", "0"], "--n must be at least 1"), (["--models", "no/such/dir"], "no/such/dir")):
-        done = subprocess.run([sys.executable, str(SCRIPT), *bad], capture_output=True, text=True, timeout=300)
+        done = run_benchmark("arith_probe", *bad)
         assert done.returncode == 2 and message in done.stderr.strip().splitlines()[-1]

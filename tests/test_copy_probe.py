@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "copy_probe.py"
 
 
-def test_copy_probe_prints_a_share_per_kind_and_size():
-    done = subprocess.run([sys.executable, str(SCRIPT), "--kinds", "bits,letters", "--sizes", "3,8", "--n", "4"],
-                          capture_output=True, text=True, timeout=300)
+def test_copy_probe_prints_a_share_per_kind_and_size(run_benchmark):
+    done = run_benchmark("copy_probe", "--kinds", "bits,letters", "--sizes", "3,8", "--n", "4")
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert [(r["model"], r["kind"]) for r in rows] == [("default", "bits"), ("default", "letters")]
@@ -22,9 +16,8 @@ def test_copy_probe_prints_a_share_per_kind_and_size():
     assert sum(row["right_by_size"]["3"] for row in rows) >= 1  # the shipped weights copy most short lists
 
 
-def test_copy_probe_rejects_an_unknown_kind_in_one_line():
-    done = subprocess.run([sys.executable, str(SCRIPT), "--kinds", "ints"], capture_output=True, text=True,
-                          timeout=300)
+def test_copy_probe_rejects_an_unknown_kind_in_one_line(run_benchmark):
+    done = run_benchmark("copy_probe", "--kinds", "ints")
     assert done.returncode == 2 and "unknown kind 'ints'" in done.stderr.strip().splitlines()[-1]
 
 

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from retune.tasks.dp import HI, LO, dp_array
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "dp_values.py"
-
-
-def test_dp_values_prints_the_share_of_problems_past_the_range_by_length():
-    done = subprocess.run([sys.executable, str(SCRIPT), "--train", "1-5", "--lengths", "5,20", "--n", "300"],
-                          capture_output=True, text=True, timeout=300)
+def test_dp_values_prints_the_share_of_problems_past_the_range_by_length(run_benchmark):
+    done = run_benchmark("dp_values", "--train", "1-5", "--lengths", "5,20", "--n", "300")
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert [row["length"] for row in rows] == [5, 20]
@@ -26,9 +19,8 @@ def test_dp_values_prints_the_share_of_problems_past_the_range_by_length():
     assert rows[1]["share_above_bound"] > 0.5 and rows[1]["median"] > rows[0]["median"]
 
 
-def test_dp_values_rejects_bad_lengths_in_one_line():
-    done = subprocess.run([sys.executable, str(SCRIPT), "--train", "5-x"], capture_output=True, text=True,
-                          timeout=300)
+def test_dp_values_rejects_bad_lengths_in_one_line(run_benchmark):
+    done = run_benchmark("dp_values", "--train", "5-x")
     assert done.returncode == 2 and "expected --train LO-HI" in done.stderr.strip().splitlines()[-1]
 
 
