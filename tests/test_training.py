@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -267,6 +268,13 @@ def test_auto_settings_the_default_models_recipe_or_the_usual_ones(tmp_path, tin
     assert (directory.finetune, directory.lr, directory.scheduler, directory.warmup_steps) == ("lora", 2e-4, "constant", 0)
     assert directory.lora_targets == ["q_proj", "k_proj", "v_proj", "o_proj"]
     assert (directory.loss_normalization, directory.replay, directory.replay_edits) == ("example", 0.0, None)
+    pretrained = tmp_path / "pretrained"  # a directory retune.models.pretraining wrote: the default model's recipe
+    shutil.copytree(tiny_model_dir, pretrained)
+    (pretrained / "pretraining.json").write_text("{}")
+    ours = TrainConfig(out=tmp_path / "c2", model=str(pretrained), max_steps=2500)
+    assert (ours.finetune, ours.lora_targets, ours.lr, ours.scheduler, ours.warmup_steps) == (
+        "lora", ["gate_proj", "up_proj", "down_proj"], 1.5e-3, "cosine", 100)
+    assert (ours.loss_normalization, ours.replay, ours.replay_edits) == ("token", 0.05, default.replay_edits)
     assert TrainConfig(out=tmp_path / "d", model="default", lora_targets="q_proj").lora_targets == ["q_proj"]
     chosen = TrainConfig(out=tmp_path / "e", model="default", max_steps=50, scheduler="constant", warmup_steps=0,
                          loss_normalization="example", replay=0, lr=1e-4)

@@ -47,6 +47,7 @@ from pathlib import Path
 from retune.core.text import ANSWER, CALL, RETURN, SOLUTION
 
 MAX_ITEMS = 64
+PRETRAINING_FILE = "pretraining.json"  # what a pretrained model directory records of its pretraining
 MAX_LINE = 240  # characters of a line; longer draws are redrawn
 _WORD_RUN = re.compile(r"[A-Za-z]+(?: [A-Za-z]+)*")
 KINDS = ("bits", "digits", "ints", "letters", "bools")
@@ -439,7 +440,7 @@ def check_init(init: str | Path, position_scheme: str) -> dict:
     scheme = json.loads((init / "config.json").read_text()).get("retune_position_scheme", "sequential")
     if scheme != position_scheme:
         raise ValueError(f"{init} uses {scheme!r} positions: continue it with position_scheme={scheme!r}")
-    saved = init / "pretraining.json"
+    saved = init / PRETRAINING_FILE
     return json.loads(saved.read_text()) if saved.is_file() else {"model": str(init)}
 
 
@@ -494,7 +495,7 @@ def pretrain(out: str | Path, work: str | Path | None = None, time_budget: float
             saved["fitted_horizons"] = horizons
     if before is not None:
         saved["init"] = before
-    (out / "pretraining.json").write_text(json.dumps(saved, indent=1) + "\n")
+    (out / PRETRAINING_FILE).write_text(json.dumps(saved, indent=1) + "\n")
     return out
 
 
@@ -509,7 +510,7 @@ def pretrain_shipped(out: str | Path, work: str | Path | None = None, stages: in
     init = None
     for stage in range(last + 1):
         model = work / f"stage-{stage}" / "model"
-        if not (model / "pretraining.json").is_file():
+        if not (model / PRETRAINING_FILE).is_file():
             pretrain(model, work / f"stage-{stage}", init=init, **stage_settings(stage))
         init = model
     out = Path(out)

@@ -42,7 +42,7 @@ def _default(name: str) -> str:
 @click.option("--lengths", help=f"Problem lengths LO-HI. {_default('lengths')}")
 @click.option("--per-length", type=int, help=f"Problems per length. {_default('per_length')}")
 @click.option("--data", type=click.Path(dir_okay=False), help="JSONL file of records (instead of --task).")
-@click.option("--model", help="'default' (the embedded pretrained model), 'default-scratch' (the same, untrained) or a transformers model directory. [default: default]")
+@click.option("--model", help="'default' (the embedded pretrained model), 'default-scratch' (the same, untrained) or a transformers model directory (one that retune.models.pretraining wrote gets the default model's recipe). [default: default]")
 @click.option("--lora", "finetune", flag_value="lora", default=None, help="LoRA fine-tuning (default, except for default-scratch).")
 @click.option("--full", "finetune", flag_value="full", help="Full fine-tuning (default for default-scratch).")
 @click.option("--lora-r", type=int, help=_default("lora_r"))
