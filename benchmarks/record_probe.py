@@ -23,8 +23,9 @@ import torch
 from retune.core.data import build_records
 from retune.core.errors import RetuneError
 from retune.core.lengths import length_list
-from retune.engines.inference.policy import _position_scheme, load_model
+from retune.engines.inference.policy import load_model
 from retune.engines.training.data import encode_records
+from retune.models.positions import scheme_of
 
 PROBE_SEED = 7_000  # records of a seed no run of the benchmarks trains on
 
@@ -38,7 +39,7 @@ def record_kind(record: dict) -> str:
 
 def probe(model, tokenizer, records: list[dict]) -> dict:
     """Exact teacher-forced share by kind and by kind and length, with the first wrong tokens' contexts."""
-    examples, _ = encode_records(records, tokenizer, max_length=10**6, position_scheme=_position_scheme(model.config))
+    examples, _ = encode_records(records, tokenizer, max_length=10**6, position_scheme=scheme_of(model.config))
     right: dict[str, list[bool]] = defaultdict(list)
     by_length: dict[str, dict[int, list[bool]]] = defaultdict(lambda: defaultdict(list))
     where: dict[str, Counter] = defaultdict(Counter)
