@@ -23,6 +23,7 @@ import torch
 from retune.core.data import build_records
 from retune.core.errors import RetuneError
 from retune.core.lengths import length_list
+from retune.core.text import CALL, RETURN
 from retune.engines.inference.policy import load_model
 from retune.engines.training.data import encode_records
 from retune.models.positions import scheme_of
@@ -32,9 +33,9 @@ PROBE_SEED = 7_000  # records of a seed no run of the benchmarks trains on
 
 def record_kind(record: dict) -> str:
     """``call``, ``combine`` or ``base``: what the record's output does."""
-    if "Call: " in record["output"]:
+    if CALL in record["output"]:
         return "call"
-    return "combine" if "\nReturn:" in record["input"] else "base"
+    return "combine" if "\n" + RETURN in record["input"] else "base"
 
 
 def probe(model, tokenizer, records: list[dict]) -> dict:

@@ -28,6 +28,7 @@ from retune.engines.training.data import IGNORE_INDEX, collate, encode_records, 
 from retune.engines.training.trainer import (BUDGET_MARGIN, CALIBRATION_STEPS, FIT_QUANTUM, REPLAY_SEED, fit_horizon,
                                              make_scheduler, training_summary)
 from retune.models import build_default_model, build_tokenizer
+from retune.models.pretraining import PRETRAINING_FILE
 
 TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
 
@@ -270,7 +271,7 @@ def test_auto_settings_the_default_models_recipe_or_the_usual_ones(tmp_path, tin
     assert (directory.loss_normalization, directory.replay, directory.replay_edits) == ("example", 0.0, None)
     pretrained = tmp_path / "pretrained"  # a directory retune.models.pretraining wrote: the default model's recipe
     shutil.copytree(tiny_model_dir, pretrained)
-    (pretrained / "pretraining.json").write_text("{}")
+    (pretrained / PRETRAINING_FILE).write_text("{}")
     ours = TrainConfig(out=tmp_path / "c2", model=str(pretrained), max_steps=2500)
     assert (ours.finetune, ours.lora_targets, ours.lr, ours.scheduler, ours.warmup_steps) == (
         "lora", ["gate_proj", "up_proj", "down_proj"], 1.5e-3, "cosine", 100)
