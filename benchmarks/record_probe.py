@@ -41,7 +41,6 @@ def record_kind(record: dict) -> str:
 def probe(model, tokenizer, records: list[dict]) -> dict:
     """Exact teacher-forced share by kind and by kind and length, with the first wrong tokens' contexts."""
     examples, _ = encode_records(records, tokenizer, max_length=10**6, position_scheme=scheme_of(model.config))
-    right: dict[str, list[bool]] = defaultdict(list)
     by_length: dict[str, dict[int, list[bool]]] = defaultdict(lambda: defaultdict(list))
     where: dict[str, Counter] = defaultdict(Counter)
     for example in examples:
@@ -52,12 +51,12 @@ def probe(model, tokenizer, records: list[dict]) -> dict:
             predicted = model(ids, **kwargs).logits[0, example.n_prompt - 1:-1].argmax(-1).tolist()
         wrong = [i for i, (p, t) in enumerate(zip(predicted, example.input_ids[example.n_prompt:])) if p != t]
         kind = record_kind(record)
-        right[kind].append(not wrong)
         by_length[kind][record["length"]].append(not wrong)
         if wrong:
             before = tokenizer.decode(example.input_ids[:example.n_prompt + wrong[0]])
             where[kind][before[-20:]] += 1
     share = lambda flags: round(sum(flags) / len(flags), 4)  # noqa: E731
+    right = {kind: [flag for flags in lengths.values() for flag in flags] for kind, lengths in by_length.items()}
     return {
         "right": {kind: share(flags) for kind, flags in sorted(right.items())},
         "records": {kind: len(flags) for kind, flags in sorted(right.items())},
