@@ -1,12 +1,13 @@
-"""Training throughput of the default model on parity, per method: supervised tokens/s and padding.
+"""Training throughput of the default model on a task, per method: supervised tokens/s and padding.
 
-    python benchmarks/train_throughput.py [--steps 20] [--per-length 50]
+    python benchmarks/train_throughput.py [--task parity] [--lengths 1-10] [--steps 20] [--per-length 50]
 
-For each method (retuning, scratchpad, baseline) it trains the default model for a few steps on parity
-records of lengths 1-10 (default settings: batch 16, length-grouped batches) and reads the run's
+For each method (retuning, retuning with packed calls, scratchpad, baseline) it trains the default model for a few
+steps on the task's records (default settings: batch 16, length-grouped batches) and reads the run's
 ``training_log.jsonl``: supervised tokens (output + EOS) per second of step time, all tokens per second,
 and the fraction of processed tokens that are padding (target: under 10%). The first step is left out
-(warm-up). Prints a table, then one JSON line with the same figures.
+(warm-up). Packed calls (``--pack-calls``) train the same supervised tokens with each call's context computed once,
+so their supervised tokens/s is the records-per-second gain. Prints a table, then one JSON line with the same figures.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from pathlib import Path
 
 from retune.engines.training import TrainConfig, train
 
-METHODS = ("retuning", "scratchpad", "baseline")
+METHODS = ("retuning", "retuning+pack", "scratchpad", "baseline")
 
 
 def measure(method: str, records: list[dict], steps: int, batch_size: int, seed: int, root: Path) -> dict:
     config = TrainConfig(out=root / method, max_steps=steps + 1, batch_size=batch_size, seed=seed,
-                         save_every=10**9, progress=False)
+                         save_every=10**9, progress=False, pack_calls=method.endswith("+pack"))
     log = [json.loads(line) for line in (train(config, records) / "training_log.jsonl").read_text().splitlines()]
     timed = log[1:]
     seconds = sum(e["step_s"] for e in timed)
@@ -43,6 +44,8 @@ def measure(method: str, records: list[dict], steps: int, batch_size: int, seed:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="parity")
+    parser.add_argument("--lengths", default="1-10", help="LO-HI")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per method")
     parser.add_argument("--per-length", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -53,16 +56,17 @@ def main() -> None:
     except ImportError as exc:
         sys.exit(f"this benchmark needs retune.core.data.build_records ({exc})")
 
+    lengths = tuple(int(n) for n in args.lengths.split("-"))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for method in METHODS:
-            records = build_records(["parity"], method, (1, 10), args.per_length, args.seed)
+            records = build_records([args.task], method.split("+")[0], lengths, args.per_length, args.seed)
             rows.append(measure(method, records, args.steps, args.batch_size, args.seed, Path(tmp)))
-    print(f"{'method':<11} {'records':>7} {'steps':>5} {'supervised tok/s':>16} {'all tok/s':>9} {'padding':>7}")
+    print(f"{'method':<13} {'records':>7} {'steps':>5} {'supervised tok/s':>16} {'all tok/s':>9} {'padding':>7}")
     for row in rows:
-        print(f"{row['method']:<11} {row['records']:>7} {row['steps']:>5} {row['supervised_tokens_per_s']:>16,.0f} "
+        print(f"{row['method']:<13} {row['records']:>7} {row['steps']:>5} {row['supervised_tokens_per_s']:>16,.0f} "
               f"{row['tokens_per_s']:>9,.0f} {row['padding_fraction']:>7.1%}")
-    print(json.dumps({"benchmark": "train_throughput", "model": "default", "task": "parity", "lengths": "1-10",
+    print(json.dumps({"benchmark": "train_throughput", "model": "default", "task": args.task, "lengths": args.lengths,
                       "batch_size": args.batch_size, "results": rows}))
 
 

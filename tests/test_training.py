@@ -114,6 +114,71 @@ def test_batch_order_is_seeded_complete_and_length_grouped():
     assert 1 - sum(lengths) / padded < 0.10
 
 
+def test_packed_calls_supervise_every_output_with_its_own_context_and_eos():
+    tokenizer = build_tokenizer()
+    records = parity_records(3)
+    single, _ = encode_records(records, tokenizer, 2048)
+    packed, dropped = encode_records(records, tokenizer, 2048, pack=len(records))
+    assert dropped == [] and len(packed) < len(single)
+    assert sorted(i for e in packed for i in e.record_indices) == list(range(len(records)))
+    assert sum(e.n_supervised for e in packed) == sum(e.n_supervised for e in single)
+    # every (context, next token) pair a record supervises is supervised in the packed example holding it
+    for example in packed:
+        labels = list(example.labels) if example.labels is not None else None
+        for i in example.record_indices:
+            alone = single[i]
+            for t in range(alone.n_prompt, len(alone.input_ids)):
+                assert example.input_ids[:t] == alone.input_ids[:t]
+                target = labels[t] if labels is not None else example.input_ids[t]
+                assert target == alone.input_ids[t]
+    call = next(e for e in packed if e.n_records > 1)
+    first = records[call.records[0]]
+    assert call.records == (call.index, call.index + 1) and first["output"].startswith("Call: ")
+    assert tokenizer.decode(call.input_ids).startswith(first["input"] + first["output"] + "Return: ")
+
+
+def test_packed_examples_train_with_the_loss_of_the_separate_records():
+    from retune.engines.training.trainer import _example_loss
+
+    torch.manual_seed(0)
+    model, tokenizer = build_default_model(**TINY)
+    records = parity_records(3)
+    single, _ = encode_records(records, tokenizer, 2048)
+    packed, _ = encode_records(records, tokenizer, 2048, pack=len(records))
+    with torch.no_grad():
+        losses = []
+        for examples in (single, packed):
+            batch = collate(examples, tokenizer.pad_token_id)
+            labels = batch.pop("labels")
+            logits = model(**batch).logits
+            token = model(**batch, labels=labels).loss.item()
+            losses.append((token, _example_loss(logits, labels, len(records)).item()))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+def test_packing_pairs_copies_one_to_one_and_leaves_replay_and_odd_records_alone():
+    tokenizer = build_tokenizer()
+    call = {"input": "P\nSolution: ", "output": "Call: Q\n"}
+    resume = {"input": "P\nSolution: Call: Q\nReturn: 1\nAnswer: ", "output": "0"}
+    other = {"input": "R\nSolution: Call: Q\nReturn: 1\nAnswer: ", "output": "1"}  # no call record: alone
+    records = [call, resume, call, resume, other, call, resume]
+    examples, _ = encode_records(records, tokenizer, 2048, pack=5)  # the last two: replayed, never packed
+    assert [e.record_indices for e in examples] == [(0, 1), (2, 3), (4,), (5,), (6,)]
+    # a packed example is as long as its last record: where that is too long, the call trains alone
+    short, dropped = encode_records(records[:2], tokenizer, len(call["input"]) + 12, pack=2)
+    assert [e.record_indices for e in short] == [(0,)] and dropped == [1]
+
+
+def test_pack_calls_trains_fewer_examples_on_the_same_records(tmp_path, tiny_model_dir):
+    records = parity_records(4)
+    run_dir = train(tiny_config(tmp_path, tiny_model_dir, max_steps=2, pack_calls=True), records)
+    summary = json.loads((run_dir / "data_summary.json").read_text())
+    assert summary["by_task"] == {"parity": len(records)} and summary["examples"] < len(records)
+    assert summary["packed_records"] == 2 * (len(records) - summary["examples"])
+    log = read_log(run_dir)
+    assert len(log) == 2 and all(entry["loss"] > 0 for entry in log)
+
+
 # ---- the loop -------------------------------------------------------------------------------------------
 
 

@@ -68,6 +68,9 @@ def _default(name: str) -> str:
               help=f"Mean over all supervised tokens, or per example first. {_default('loss_normalization')}")
 @click.option("--balance-lengths/--no-balance-lengths", default=None,
               help="Repeat records so that every length weighs the same. [default: balance]")
+@click.option("--pack-calls/--no-pack-calls", default=None,
+              help="Train a call and its resumption after the return as one sequence. [default: "
+              f"{'pack' if TrainConfig.model_fields['pack_calls'].default else 'no packing'}]")
 @click.option("--replay", type=float, help=f"Pretraining records added per task record. {_default('replay')}")
 @click.option("--replay-sets", type=int, help=f"Distinct replay sets, one per epoch in turn. {_default('replay_sets')}")
 @click.option("--replay-min-length", type=int, help=f"Replay only records this long. {_default('replay_min_length')}")

@@ -133,6 +133,10 @@ class TrainConfig(BaseModel):
         True, description="repeat records so that every (task, length) has about as many as the commonest one "
         "(few distinct short problems exist; without it the base case and short calls are rarely seen)"
     )
+    pack_calls: bool = Field(
+        False, description="train a call step and the steps that resume it after its return as one sequence "
+        "(the same loss, the shared context computed once: more records per second)"
+    )
     loss_normalization: Literal["auto", "token", "example"] = Field(
         "auto", description="token: mean over all supervised tokens; example: mean over each example's supervised "
         "tokens, then over examples (every decision of a recursion weighs the same, however long its text); "

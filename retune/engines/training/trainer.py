@@ -188,6 +188,7 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
     resume = check_run_dir(config)
     records = records if records is not None else load_records(config)
     records = balance_lengths(records) if config.balance_lengths else records
+    n_task = len(records)
     if config.replay:  # a share of the default model's pretraining records: generic long copies keep being trained
         from retune.models.pretraining import pretraining_records
 
@@ -203,7 +204,8 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
     model, tokenizer = load_model(config, accelerator.mixed_precision)
     scheme = scheme_of(model.config) if config.position_scheme == "auto" else config.position_scheme
     setattr(model.config, POSITION_KEY, scheme)  # saved in config.json: inference must use the same ids
-    examples, dropped = encode_records(records, tokenizer, config.max_length, scheme)
+    examples, dropped = encode_records(records, tokenizer, config.max_length, scheme,
+                                       pack=n_task if config.pack_calls else 0)
     summary = summarize(records, examples, dropped)
     plan = Plan(examples, config, accelerator.num_processes, replay)
     if resume is not None and resume["fingerprint"] != summary["fingerprint"]:
@@ -342,7 +344,7 @@ def _optimizer_step(model, optimizer, scheduler, accelerator: Accelerator, group
     # With example normalization the divisor is the step's global example count, and every example's
     # loss is first averaged over its own supervised tokens.
     by_example = plan.config.loss_normalization == "example"
-    count = sum(1 if by_example else e.n_supervised for batch in group for e in batch)
+    count = sum(e.n_records if by_example else e.n_supervised for batch in group for e in batch)
     per_process = count / plan.processes
     step_loss = torch.zeros((), device=accelerator.device)
     for k, batch in enumerate(mine):
@@ -364,13 +366,21 @@ def _optimizer_step(model, optimizer, scheduler, accelerator: Accelerator, group
 
 
 def _example_loss(logits: torch.Tensor, labels: torch.Tensor, divisor: float) -> torch.Tensor:
-    """Sum over examples of each example's mean next-token loss on its supervised tokens, over ``divisor``."""
+    """Sum over records of each record's mean next-token loss on its supervised tokens, over ``divisor``.
+
+    A record's supervised tokens are one run of labels (its output and EOS), so a packed example's records are
+    its runs of supervised labels."""
     targets = labels[:, 1:]
     token_loss = torch.nn.functional.cross_entropy(
         logits[:, :-1].float().transpose(1, 2), targets, ignore_index=IGNORE_INDEX, reduction="none"
     )
-    counts = (targets != IGNORE_INDEX).sum(1).clamp(min=1)
-    return (token_loss.sum(1) / counts).sum() / divisor
+    supervised = targets != IGNORE_INDEX
+    starts = supervised & ~torch.nn.functional.pad(supervised[:, :-1], (1, 0), value=False)
+    run = torch.cumsum(starts.flatten().long(), 0).view_as(targets) * supervised  # 0: unsupervised, else run id
+    counts = torch.zeros(int(run.max()) + 1, device=targets.device).index_add_(
+        0, run.flatten(), supervised.flatten().float())
+    weights = supervised / counts.clamp(min=1)[run]
+    return (token_loss * weights).sum() / divisor
 
 
 def _log_entry(step: int, plan: Plan, group: list[list[Example]], loss: float, lr: float, step_s: float,
