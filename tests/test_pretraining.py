@@ -119,6 +119,36 @@ def test_arith_records_mix_with_the_others_and_compare_true_about_half_the_time(
     assert len(comparisons) > 50 and 0.3 < comparisons.count("True") / len(comparisons) < 0.7
 
 
+_FLAG_AT_END = re.compile(r", ([A-Za-z]+(?: [A-Za-z]+)*) (True|False)$")
+_FLAG_IN_FRONT = re.compile(r"^([A-Za-z]+(?: [A-Za-z]+)*) (True|False): ")
+_CHOICE = re.compile(r" (\d) if ([A-Za-z ]+) else (\d)\.\n" + ANSWER + "$")
+
+
+@settings(max_examples=300, deadline=None)
+@given(INDEX, st.integers(min_value=0, max_value=5))
+def test_flags_records_answer_from_the_flag_their_problem_line_names(index, seed):
+    record = pretraining_record(index, seed, {"flags": 1, "smaller": 1})
+    if record["method"] != "flags":
+        return
+    problem, rest = record["input"].split(SOLUTION, 1)
+    match = _FLAG_AT_END.search(problem) or _FLAG_IN_FRONT.search(problem)
+    name, flag = match.groups()
+    assert rest == "" or rest.endswith("\n" + ANSWER) and rest.count("\n") == 1  # one line below, or two
+    choice = _CHOICE.search(rest)
+    if choice:
+        yes, named, no = choice.groups()
+        assert named == name and yes != no
+        assert record["output"] == f"[{yes if flag == 'True' else no}]"
+    else:
+        assert record["output"] in (flag, f"[{flag}]")
+
+
+def test_flags_records_are_true_about_half_the_time():
+    flags = [pretraining_record(i, 4, {"flags": 1})["output"] for i in range(400)]
+    plain = [f.strip("[]") for f in flags if f.strip("[]") in ("True", "False")]
+    assert len(plain) > 200 and 0.4 < plain.count("True") / len(plain) < 0.6
+
+
 def test_the_arith_candidate_s_records_are_the_ones_it_was_trained_on():
     import hashlib
 

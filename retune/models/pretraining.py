@@ -28,6 +28,11 @@ digit strings (sometimes two of the same length joined by an operator). A record
   (the arithmetic of a combine step that looks items up and adds, compares or keeps the larger, over values larger
   than any one list item).
 
+* ``flags`` (not in :data:`EDITS`): a problem line with a named flag (``..., some words True``, or in front:
+  ``some words False: ...``), answered one line below its problem or two (after an instruction line): the flag, the
+  flag in brackets, or one of two numbers the instruction names (``Write 4 if some words else 7.``) (the reading of a
+  flag that a decision depends on, wherever the line's lists put it).
+
 Which edits a record may ask for, and how often, is the ``edits`` setting (:data:`EDITS` by default; each stage
 of the shipped weights' pretraining has its own mix, :func:`stage_settings`; another mix draws other records).
 """
@@ -56,7 +61,7 @@ OPERATORS = "-/%&|^~#@=<>"  # not + or *: "a + b" and "a * b" are the formats of
 # pretraining_records (so the records of the first shipped weights, and those replayed in fine-tuning other models
 # than the default, TrainConfig.replay_edits); the shipped weights' own mixes are in stage_settings
 EDITS = {"copy": 2, "smaller": 4, "rewrite": 2, "grow": 2, "compare": 2}
-ALL_EDITS = (*EDITS, "firsts", "arith")
+ALL_EDITS = (*EDITS, "firsts", "arith", "flags")
 
 
 def _word(rng: random.Random) -> str:
@@ -285,6 +290,25 @@ def _arith_record(rng: random.Random) -> tuple[str, str, int]:
     return before, answer, length
 
 
+def _flags_record(rng: random.Random, kinds: dict[str, float] | None) -> tuple[str, str, int]:
+    """The input, output and length of a ``flags`` record (see the module docstring)."""
+    line = random_line(rng, kinds)
+    flag = rng.choice(["True", "False"])
+    name = " ".join(_word(rng) for _ in range(rng.randint(1, 4)))
+    text = line.render()
+    problem = f"{text}, {name} {flag}" if rng.random() < 0.75 else f"{name} {flag}: {text}"
+    length = max([len(v) for k, v in line.chunks if k in ("list", "number")] or [0])
+    draw = rng.random()
+    if draw < 0.3:
+        return f"{problem}{SOLUTION}", flag if rng.random() < 0.5 else f"[{flag}]", length
+    if draw < 0.65:
+        before = f"{problem}{SOLUTION}{_words(rng, 3, 12).rstrip(':,')}.\n{ANSWER}"
+        return before, flag if rng.random() < 0.5 else f"[{flag}]", length
+    yes, no = rng.sample(string.digits, 2)
+    before = f"{problem}{SOLUTION}{_words(rng, 1, 8).rstrip(':,')} {yes} if {name} else {no}.\n{ANSWER}"
+    return before, f"[{yes if flag == 'True' else no}]", length
+
+
 def pretraining_record(index: int, seed: int = 0, edits: dict[str, float] | None = None,
                        kinds: dict[str, float] | None = None) -> dict:
     """Pretraining record number ``index``: ``{"task": "pretraining", "method", "length", "input", "output"}``;
@@ -298,6 +322,9 @@ def pretraining_record(index: int, seed: int = 0, edits: dict[str, float] | None
     edit = rng.choices(list(edits), weights=list(edits.values()))[0]
     if edit == "arith":
         before, answer, length = _arith_record(rng)
+        return {"task": "pretraining", "method": edit, "length": length, "input": before, "output": answer}
+    if edit == "flags":
+        before, answer, length = _flags_record(rng, kinds)
         return {"task": "pretraining", "method": edit, "length": length, "input": before, "output": answer}
     if edit == "firsts":
         returned = line.smaller() if rng.random() < 0.5 else random_line(rng, kinds)
