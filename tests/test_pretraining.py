@@ -127,9 +127,8 @@ _CHOICE = re.compile(r" (\d) if ([A-Za-z ]+) else (\d)\.\n" + ANSWER + "$")
 @settings(max_examples=300, deadline=None)
 @given(INDEX, st.integers(min_value=0, max_value=5))
 def test_flags_records_answer_from_the_flag_their_problem_line_names(index, seed):
-    record = pretraining_record(index, seed, {"flags": 1, "smaller": 1})
-    if record["method"] != "flags":
-        return
+    record = pretraining_record(index, seed, {"flags": 1})
+    assert record["method"] == "flags"
     problem, rest = record["input"].split(SOLUTION, 1)
     match = _FLAG_AT_END.search(problem) or _FLAG_IN_FRONT.search(problem)
     name, flag = match.groups()

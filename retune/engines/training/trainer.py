@@ -341,8 +341,8 @@ def _optimizer_step(model, optimizer, scheduler, accelerator: Accelerator, group
     mine = group[rank * accum : (rank + 1) * accum]
     # Every process divides by the step's global supervised-token count: after data-parallel averaging
     # the gradient is that of the mean loss over all supervised tokens of the step.
-    # With example normalization the divisor is the step's global example count, and every example's
-    # loss is first averaged over its own supervised tokens.
+    # With example normalization the divisor is the step's global record count (a packed example holds several),
+    # and every record's loss is first averaged over its own supervised tokens.
     by_example = plan.config.loss_normalization == "example"
     count = sum(e.n_records if by_example else e.n_supervised for batch in group for e in batch)
     per_process = count / plan.processes
