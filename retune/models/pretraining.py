@@ -152,6 +152,11 @@ class Line:
         return item, digit
 
 
+def _longest(*lines: Line) -> int:
+    """The most items of any list or digits of any number of the lines (0 without either)."""
+    return max([len(v) for line in lines for k, v in line.chunks if k in ("list", "number")] or [0])
+
+
 def _firsts(line: Line) -> list[str]:
     """The first item of every list and the first digit of every number of the line, in order."""
     return [str(v[0]) for k, v in line.chunks if k in ("list", "number") and v]
@@ -286,7 +291,7 @@ def _arith_record(rng: random.Random) -> tuple[str, str, int]:
             instruction, answer = f"Put {expression} in front of return.", returned.grow(answer, "0").render()
     before = (f"{line.render()}{SOLUTION}{CALL}{line.smaller().render()}\n{RETURN}{returned.render()}\n"
               f"{ANSWER}{instruction}\n{ANSWER}")
-    length = max(len(v) for k, v in [*line.chunks, *returned.chunks] if k in ("list", "number"))
+    length = _longest(line, returned)
     return before, answer, length
 
 
@@ -297,12 +302,12 @@ def _flags_record(rng: random.Random, kinds: dict[str, float] | None) -> tuple[s
     name = " ".join(_word(rng) for _ in range(rng.randint(1, 4)))
     text = line.render()
     problem = f"{text}, {name} {flag}" if rng.random() < 0.75 else f"{name} {flag}: {text}"
-    length = max([len(v) for k, v in line.chunks if k in ("list", "number")] or [0])
+    length = _longest(line)
     draw = rng.random()
-    if draw < 0.3:
-        return f"{problem}{SOLUTION}", flag if rng.random() < 0.5 else f"[{flag}]", length
-    if draw < 0.65:
-        before = f"{problem}{SOLUTION}{_words(rng, 3, 12).rstrip(':,')}.\n{ANSWER}"
+    if draw < 0.65:  # the flag itself, one line below the problem or two
+        before = f"{problem}{SOLUTION}"
+        if draw >= 0.3:
+            before += f"{_words(rng, 3, 12).rstrip(':,')}.\n{ANSWER}"
         return before, flag if rng.random() < 0.5 else f"[{flag}]", length
     yes, no = rng.sample(string.digits, 2)
     before = f"{problem}{SOLUTION}{_words(rng, 1, 8).rstrip(':,')} {yes} if {name} else {no}.\n{ANSWER}"
@@ -318,7 +323,7 @@ def pretraining_record(index: int, seed: int = 0, edits: dict[str, float] | None
     rng = random.Random(f"{seed}/{index}")
     line = random_line(rng, kinds)
     problem = line.render()
-    length = max([len(v) for k, v in line.chunks if k in ("list", "number")] or [0])
+    length = _longest(line)
     edit = rng.choices(list(edits), weights=list(edits.values()))[0]
     if edit == "arith":
         before, answer, length = _arith_record(rng)

@@ -29,6 +29,7 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -52,7 +53,7 @@ class Example:
     records: tuple[int, ...] | None = None
     labels: tuple[int, ...] | None = None
 
-    @property
+    @cached_property  # summed once: every optimizer step counts its examples' supervised tokens
     def n_supervised(self) -> int:
         if self.labels is not None:
             return sum(label != IGNORE_INDEX for label in self.labels)
