@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import AutoModelForCausalLM
 
-from retune.core.text import ANSWER, RETURN, SOLUTION, ParsedCall, parse_segment
+from retune.core.text import ANSWER, CALL, RETURN, SOLUTION, ParsedCall, parse_segment
 from retune.models import load_default_model
 from retune.models.default import DEFAULT_POSITION_SCHEME, PRETRAINED_DIR
 from retune.models.positions import scheme_of
@@ -146,6 +146,47 @@ def test_flags_records_are_true_about_half_the_time():
     flags = [pretraining_record(i, 4, {"flags": 1})["output"] for i in range(400)]
     plain = [f.strip("[]") for f in flags if f.strip("[]") in ("True", "False")]
     assert len(plain) > 200 and 0.4 < plain.count("True") / len(plain) < 0.6
+
+
+_SUMS = re.compile(r"Compute (?:max\((\w+)\[(\d)\], )?(?:(\w+)\[(\d)\] == )?(\w+)\[(\d)\] \+ (\w+)\[(\d)\]\)?\.\n"
+                   + ANSWER + "$")
+
+
+@settings(max_examples=300, deadline=None)
+@given(INDEX, st.integers(min_value=0, max_value=5))
+def test_sums_records_answer_one_sum_of_two_small_items_looked_up(index, seed):
+    record = pretraining_record(index, seed, {"sums": 1})
+    assert record["method"] == "sums"
+    problem, rest = record["input"].split(SOLUTION, 1)
+    lists = [[int(item) for item in found.split(", ")] for found in _LIST.findall(problem)]
+    if RETURN in rest:  # a combine's lookups: array (the problem line's list) and return
+        assert len(lists) == 1 and rest.startswith(CALL)
+        named = {"array": lists[0], "return": [int(i) for i in _LIST.findall(rest.split(RETURN)[1])[0].split(", ")]}
+    else:  # across the problem line's two lists, answered right below it
+        assert len(lists) == 2 and rest.count("\n") == 1
+        named = {"first": lists[0], "second": lists[1]}
+    mx_name, mx_i, eq_name, eq_i, a_name, a_i, b_name, b_i = _SUMS.search(rest).groups()
+    assert a_name != b_name and a_name in named and b_name in named  # one item of each list
+    assert max(int(i) for i in (a_i, b_i, mx_i or 0, eq_i or 0)) < 3  # the first three items only
+    small = [item for n, items in enumerate(lists) for i, item in enumerate(items)
+             if not (eq_name == "first" and n == 0 and i == int(eq_i))]  # a compared item may hold the sum
+    assert all(-9 <= item <= 9 for item in small)  # small integers, as task lists' items are
+    total = named[a_name][int(a_i)] + named[b_name][int(b_i)]
+    if mx_name:
+        assert record["output"] == str(max(named[mx_name][int(mx_i)], total))
+    elif eq_name:
+        assert record["output"] == str(named[eq_name][int(eq_i)] == total)
+    else:
+        assert record["output"] == str(total)
+    assert "in front" not in rest
+
+
+def test_sums_records_mix_with_the_others_and_compare_true_about_half_the_time():
+    mix = {"smaller": 8.0, "grow": 3.0, "compare": 2.0, "firsts": 6.0, "flags": 8.0, "sums": 16.0}
+    assert {pretraining_record(i, 3, mix)["method"] for i in range(300)} == set(mix)
+    comparisons = [r["output"] for r in (pretraining_record(i, 3, {"sums": 1}) for i in range(800))
+                   if " == " in r["input"]]
+    assert len(comparisons) > 100 and 0.4 < comparisons.count("True") / len(comparisons) < 0.65
 
 
 def test_the_arith_candidate_s_records_are_the_ones_it_was_trained_on():

@@ -33,6 +33,14 @@ digit strings (sometimes two of the same length joined by an operator). A record
   flag in brackets, or one of two numbers the instruction names (``Write 4 if some words else 7.``) (the reading of a
   flag that a decision depends on, wherever the line's lists put it).
 
+* ``sums`` (not in :data:`EDITS`): ``arith`` narrowed to one sum of two looked-up small numbers, alone, as the
+  second term of a ``max`` or compared with a third (``Compute array[0] + return[1].``, ``Compute max(return[0],
+  array[1] + return[2]).``, ``Compute return[0] == array[0] + return[2].``), over the first three items of a
+  problem line's list of small integers and of a returned list (after a call, as a combine reads them), or over the
+  first three items of a problem line's two lists (``first[i]``, ``second[i]``, answered right below it, as a
+  decision that compares items across two lists reads them); the answer is the value, or ``True``/``False``. Never
+  a value put in front of a list (``arith``'s form that a combine of digits shares).
+
 Which edits a record may ask for, and how often, is the ``edits`` setting (:data:`EDITS` by default; each stage
 of the shipped weights' pretraining has its own mix, :func:`stage_settings`; another mix draws other records).
 """
@@ -61,7 +69,7 @@ OPERATORS = "-/%&|^~#@=<>"  # not + or *: "a + b" and "a * b" are the formats of
 # pretraining_records (so the records of the first shipped weights, and those replayed in fine-tuning other models
 # than the default, TrainConfig.replay_edits); the shipped weights' own mixes are in stage_settings
 EDITS = {"copy": 2, "smaller": 4, "rewrite": 2, "grow": 2, "compare": 2}
-ALL_EDITS = (*EDITS, "firsts", "arith", "flags")
+ALL_EDITS = (*EDITS, "firsts", "arith", "flags", "sums")
 
 
 def _word(rng: random.Random) -> str:
@@ -295,6 +303,57 @@ def _arith_record(rng: random.Random) -> tuple[str, str, int]:
     return before, answer, length
 
 
+def _small_ints(rng: random.Random) -> list[str]:
+    """A list of small integers (-9..9, as task lists of signed items are) of a pretraining list's size."""
+    return [str(rng.randint(-9, 9)) for _ in range(_size(rng))]
+
+
+def _small_sum(rng: random.Random) -> int:
+    """A returned item for ``sums``: a running sum or maximum of small items, mostly 0..20."""
+    draw = rng.random()
+    return rng.randint(0, 20) if draw < 0.6 else rng.randint(0, 60) if draw < 0.9 else rng.randint(-20, 20)
+
+
+def _sums_record(rng: random.Random) -> tuple[str, str, int]:
+    """The input, output and length of a ``sums`` record (see the module docstring)."""
+    lists = [_small_ints(rng)]
+    chunks: list[tuple[str, object]] = [("text", _words(rng) + " "), ("list", lists[0])]
+    across = rng.random() < 0.5  # two lists of the problem line, else one and a returned list
+    if across:
+        lists.append(_small_ints(rng))
+        chunks += [("text", ", " + _words(rng, 1, 3) + " "), ("list", lists[1])]
+        names = ("second", "first")  # the added term's list, the other term's and the compared one's
+    else:
+        lists.insert(0, [str(_small_sum(rng)) for _ in range(max(1, int(round(2 ** rng.uniform(0, 5.3)))))])
+        names = ("array", "return")
+    if rng.random() < 0.3:
+        chunks.append(("text", rng.choice(["?", ".", ", " + _words(rng, 1, 3)])))
+    own, other = lists[1], lists[0]  # the added item's list; the other term's (and the compared item's)
+    i, j = rng.randrange(min(3, len(own))), rng.randrange(min(3, len(other)))
+    a, b = f"{names[0]}[{i}]", f"{names[1]}[{j}]"
+    total = int(own[i]) + int(other[j])
+    draw = rng.random()
+    if draw < 0.5 or len(other) == 1:
+        instruction, answer = f"Compute {a} + {b}.", str(total)
+    else:
+        k = rng.choice([index for index in range(min(3, len(other))) if index != j])
+        c = f"{names[1]}[{k}]"
+        if draw < 0.75:
+            instruction, answer = f"Compute max({c}, {a} + {b}).", str(max(int(other[k]), total))
+        else:
+            if rng.random() < 0.5:  # true about half the time
+                other[k] = str(total)
+            instruction, answer = f"Compute {c} == {a} + {b}.", str(int(other[k]) == total)
+    line = Line(chunks)
+    if across:
+        before = f"{line.render()}{SOLUTION}{instruction}\n{ANSWER}"
+        return before, answer, _longest(line)
+    returned = Line([("list", other)])
+    before = (f"{line.render()}{SOLUTION}{CALL}{line.smaller().render()}\n{RETURN}{returned.render()}\n"
+              f"{ANSWER}{instruction}\n{ANSWER}")
+    return before, answer, _longest(line, returned)
+
+
 def _flags_record(rng: random.Random, kinds: dict[str, float] | None) -> tuple[str, str, int]:
     """The input, output and length of a ``flags`` record (see the module docstring)."""
     line = random_line(rng, kinds)
@@ -327,6 +386,9 @@ def pretraining_record(index: int, seed: int = 0, edits: dict[str, float] | None
     edit = rng.choices(list(edits), weights=list(edits.values()))[0]
     if edit == "arith":
         before, answer, length = _arith_record(rng)
+        return {"task": "pretraining", "method": edit, "length": length, "input": before, "output": answer}
+    if edit == "sums":
+        before, answer, length = _sums_record(rng)
         return {"task": "pretraining", "method": edit, "length": length, "input": before, "output": answer}
     if edit == "flags":
         before, answer, length = _flags_record(rng, kinds)
