@@ -126,23 +126,41 @@ def _print_tree(node, depth: int = 0) -> None:
 @click.option("--task", "task_name", required=True)
 @click.argument("problem")
 @click.option("--oracle", is_flag=True, help="Answer with the task's own reference policy (no model).")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False), default=None,
+              help="Answer with the model of a training run (its method: Re-Tuning recurses, the others answer "
+                   "in one context).")
+@click.option("--tree", is_flag=True, help="Also print the call tree the policy produced, with every context.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole solution, with its call tree, as JSON.")
-def solve_command(task_name: str, problem: str, oracle: bool, as_json: bool) -> None:
-    """Solve PROBLEM recursively and print its answer."""
+def solve_command(task_name: str, problem: str, oracle: bool, run_dir: str | None, tree: bool, as_json: bool) -> None:
+    """Solve PROBLEM (recursively, for Re-Tuning) and print its answer."""
     from retune.core.oracle import OraclePolicy
     from retune.core.solver import solve
 
     task = _task(task_name)
     parsed = parse_problem(task, problem)
-    if not oracle:
-        raise RetuneError("give --oracle (model policies come with trained runs)")
-    solution = solve(task, [parsed], OraclePolicy(task))[0]
+    if oracle == (run_dir is not None):
+        raise RetuneError("give --oracle or --run RUN (a training run directory), not both")
+    if oracle:
+        policy, method = OraclePolicy(task), "retuning"
+    else:
+        from retune.engines.inference import ModelPolicy, load_model
+        from retune.eval.evaluate import read_run_config, segment_budget
+
+        method = read_run_config(run_dir)["method"]
+        model, tokenizer = load_model(run_dir)
+        budget = segment_budget(tokenizer, [task], {task.name: [(None, parsed)]}, method)
+        policy = ModelPolicy(model, tokenizer, batch_size=1, max_new_tokens=budget)
+    solution = solve(task, [parsed], policy, method)[0]
     if as_json:
         click.echo(solution.model_dump_json(indent=2))
-    elif solution.final is None:
+        return
+    if tree and solution.tree is not None:
+        _print_tree(solution.tree)
+    if solution.final is None:
         raise RetuneError(f"no answer: {solution.outcome.value} ({solution.detail})")
-    else:
-        click.echo(solution.final)
+    click.echo(solution.final)
+    if not solution.correct:
+        click.echo(f"(wrong: the reference answer is {solution.expected})", err=True)
 
 
 # ---- plugins and scaffolding ----
@@ -248,6 +266,9 @@ def run_command(tasks, methods, model, out, max_steps, time_budget, epochs, seed
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning retune's errors into one stderr line and exit status 2."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # retune shows its own progress
+    from transformers.utils import logging as hf_logging  # imported already: the env var came too late for it
+
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar on every model load
     try:
         cli.main(args=argv, prog_name="retune", standalone_mode=False)
     except click.exceptions.Abort:

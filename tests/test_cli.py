@@ -43,6 +43,9 @@ def test_solve_with_the_oracle():
     assert retune("solve", "--task", "dp", "--oracle", "[3, -2, 5]").stdout.strip() == "[1, 2, 1]"
     assert retune("solve", "--task", "addition", "--oracle", "73199 + 21439").stdout.strip() == "94638"
     assert retune("solve", "--task", "parity", "--oracle", "[1, 1, 0, 1]").stdout.strip() == "1"
+    tree = retune("solve", "--task", "parity", "--oracle", "--tree", "[1, 1, 0]").stdout.splitlines()
+    assert tree[0] == "[parity] What is the parity of [1, 1, 0]?  =>  0" and tree[-1] == "0"
+    assert any("Call: What is the parity of [1, 0]?" in line for line in tree)
 
 
 def test_generate_is_deterministic_balanced_and_deduplicated(tmp_path):
@@ -65,6 +68,9 @@ def test_generate_is_deterministic_balanced_and_deduplicated(tmp_path):
         (["solve", "--task", "nope", "--oracle", "1"], "unknown task 'nope'"),
         (["solve", "--task", "addition", "--oracle", "12 + x"], "cannot parse problem"),
         (["solve", "--task", "parity", "--oracle", "[1, 2]"], "cannot parse problem"),
+        (["solve", "--task", "parity", "[1, 0]"], "give --oracle or --run"),
+        (["solve", "--task", "parity", "--oracle", "--run", ".", "[1, 0]"], "not both"),
+        (["solve", "--task", "parity", "--run", "no/such/run", "[1, 0]"], "does not exist"),
         (["trace", "--task", "dp", "[]"], "cannot parse problem"),
         (["generate", "--task", "parity", "--lengths", "5-2"], "bad length range"),
         (["generate", "--task", "parity", "--lengths", "a-b"], "bad length range"),

@@ -198,6 +198,35 @@ def test_eval_command_writes_results_and_plot(tiny, tmp_path):
     assert default.exit_code == 0 and (run / "results.json").is_file() and (run / "plot.png").is_file()
 
 
+def test_solve_with_a_run_answers_as_the_solver_does_with_the_run_s_model_and_method(tiny, tmp_path, capsys):
+    from retune.cli import cli, main
+    from retune.core.solver import solve
+    from retune.engines.inference import load_model
+    from retune.eval.evaluate import segment_budget
+
+    for method in ("retuning", "baseline"):
+        run = _run_dir(tmp_path / method, tiny, method=method)
+        problem = PARITY.parse_problem("[1, 0, 1]")
+        model, tokenizer = load_model(run)
+        budget = segment_budget(tokenizer, [PARITY], {"parity": [(3, problem)]}, method)
+        expected = solve(PARITY, [problem], ModelPolicy(model, tokenizer, batch_size=1, max_new_tokens=budget),
+                         method)[0]
+        result = CliRunner().invoke(cli, ["solve", "--task", "parity", "--run", str(run), "--json", "[1, 0, 1]"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == json.loads(expected.model_dump_json())
+        assert (expected.tree is not None) == (method == "retuning")  # the model's own call tree
+        capsys.readouterr()
+        if expected.final is None:  # an untrained model's garbage: one line saying why, exit 2
+            with pytest.raises(SystemExit) as exit_info:
+                main(["solve", "--task", "parity", "--run", str(run), "[1, 0, 1]"])
+            err = capsys.readouterr().err
+            assert exit_info.value.code == 2 and err.count("\n") == 1
+            assert err.startswith(f"error: no answer: {expected.outcome.value}")
+        else:
+            main(["solve", "--task", "parity", "--run", str(run), "[1, 0, 1]"])
+            assert capsys.readouterr().out.splitlines()[0] == expected.final
+
+
 @pytest.mark.parametrize("args, message", [
     (["--run", "/nonexistent/run"], "does not exist"),
     (["--lengths", "5-2"], "bad length range"),
