@@ -332,7 +332,7 @@ def test_shipped_weights_are_the_documented_pretrained_default_model():
     saved = json.loads((PRETRAINED_DIR / "pretraining.json").read_text())
     # `python -m retune.models.pretraining --shipped` rebuilds them: every stage's settings as recorded
     assert _stages_of(saved) == [stage_settings(k) for k in range(len(PRETRAINING_STAGES) + 1)]
-    assert not {"copy", "rewrite"} & set(saved["settings"]["edits"]) and saved["time_budget"] == 1500
+    assert not {"copy", "rewrite"} & set(saved["settings"]["edits"]) and saved["time_budget"] == 240
     assert _stages_of(saved)[0]["edits"]["firsts"] > 0  # firsts from the first stage on
     model, tokenizer = load_default_model()
     assert scheme_of(model.config) == DEFAULT_POSITION_SCHEME == "words"
@@ -376,8 +376,8 @@ def test_benchmark_weights_load_and_record_how_they_were_built():
                          ("pretrained-words-f", "words"), ("pretrained-wf-b", "words"), ("pretrained-cont-b", "words"),
                          ("pretrained-cont-c", "words"), ("pretrained-cont-d", "words"),
                          ("pretrained-cont-e", "words"), ("pretrained-cont-f", "words"),
-                         ("pretrained-cont-g", "words"), ("pretrained-cont-h", "words"),
-                         ("pretrained-arith", "words")):
+                         ("pretrained-cont-g", "words"), ("pretrained-arith", "words"),
+                         ("pretrained-cont-i", "words")):
         model = AutoModelForCausalLM.from_pretrained(root / name)
         saved = json.loads((root / name / "pretraining.json").read_text())
         assert scheme_of(model.config) == scheme == saved["settings"]["position_scheme"]
@@ -397,12 +397,12 @@ def test_benchmark_weights_load_and_record_how_they_were_built():
     assert cont_f["init"] == {**cont_e, "model": "benchmarks/models/pretrained-cont-e"}
     cont_g = json.loads((root / "pretrained-cont-g" / "pretraining.json").read_text())
     assert cont_g["init"] == {**cont_f, "model": "benchmarks/models/pretrained-cont-f"}
-    cont_h = json.loads((root / "pretrained-cont-h" / "pretraining.json").read_text())
-    assert cont_h["init"] == {**cont_g, "model": "benchmarks/models/pretrained-cont-g"}
     shipped = json.loads((PRETRAINED_DIR / "pretraining.json").read_text())
-    assert shipped["init"] == {**cont_h, "model": "benchmarks/models/pretrained-cont-h"}
-    arith = json.loads((root / "pretrained-arith" / "pretraining.json").read_text())  # a candidate beside them
-    assert arith["init"] == {**cont_h, "model": "retune/models/pretrained"} and arith["settings"]["edits"]["arith"] > 0
+    assert shipped["init"] == {**cont_g, "model": "benchmarks/models/pretrained-cont-g"}
+    arith = json.loads((root / "pretrained-arith" / "pretraining.json").read_text())  # candidates beside them
+    assert arith["init"] == {**shipped, "model": "retune/models/pretrained"} and arith["settings"]["edits"]["arith"] > 0
+    cont_i = json.loads((root / "pretrained-cont-i" / "pretraining.json").read_text())
+    assert cont_i["init"] == {**shipped, "model": "retune/models/pretrained"} and cont_i["settings"]["edits"]["flags"] > 0
 
 
 def test_the_shipped_stages_rebuild_one_on_another_and_a_rerun_keeps_finished_stages(tmp_path, monkeypatch):

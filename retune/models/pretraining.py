@@ -458,7 +458,7 @@ def pretraining_records(count: int, seed: int = 0, processes: int = 1,
 
 # ---- the pretraining run ------------------------------------------------------------------------------------
 
-# The shipped weights (retune/models/pretrained, "cont-i" in docs/length-generalization.md) are nine stages of
+# The shipped weights (retune/models/pretrained, "cont-h" in docs/length-generalization.md) are eight stages of
 # pretraining, each continuing the one before with every parameter trained. The first, from scratch, has
 # PRETRAINING_SETTINGS ("wf-b": words positions, the firsts edit in the mix from the start; about 6 minutes on one
 # H100 or H200, hours on 2 CPU cores; the shipped weights of sessions 8-13); each later stage of PRETRAINING_STAGES
@@ -466,12 +466,10 @@ def pretraining_records(count: int, seed: int = 0, processes: int = 1,
 # longer, on a cosine; "cont-d": without copy records, so that no record asks for a whole copy at a prompt where
 # others ask for the first item dropped; session 15, on one H200, "cont-e": cont-d's mix with batches of 256;
 # "cont-f": without rewrite records too, since a rewrite of a line without words, such as two numbers around an
-# operator, is a whole copy; session 16, on one H200, "cont-g" and "cont-h": two more cosines of cont-f's mix;
-# session 20, on 2 CPU cores, "cont-i": cont-h's mix with flags records, so that an answer reads a named flag of
-# its problem line).
+# operator, is a whole copy; session 16, on one H200, "cont-g" and "cont-h": two more cosines of cont-f's mix).
 # Each continued stage ran under a time budget (cont-b, cont-c and cont-d on 2 CPU cores: 10, 45 and 20 minutes;
 # cont-e and cont-f on the GPU: 350 s beside three other runs and 95 s alone; cont-g 330 s beside three others,
-# cont-h 240 s beside one; cont-i 1,500 s on 2 CPU cores; all but cont-b on a cosine fitted to the budget), so
+# cont-h 240 s beside one; all but cont-b on a cosine fitted to the budget), so
 # their steps are recorded here and a rebuild runs a cosine over exactly those steps (the fitted schedules, which
 # moved a little as the step time was measured, are in the pretraining.json of each stage); cont-e to cont-h, like
 # wf-b, are minutes on a GPU and hours on 2 CPU cores.
@@ -479,9 +477,11 @@ def pretraining_records(count: int, seed: int = 0, processes: int = 1,
 # first shipped weights (pretrained-cpu: hierarchical positions, this module's EDITS, batch 16 x 8,000 steps, 53
 # minutes on one CPU thread), a longer GPU run of the same (pretrained-p2, sessions 3 and 4), a two-stage one with
 # words positions (pretrained-words-f, session 5) and each stage of the shipped weights before the last
-# (pretrained-wf-b, pretrained-cont-b to pretrained-cont-h), and a candidate that continues cont-h
-# with arith records (pretrained-arith, session 17: 4,300 GPU steps, arith weighted 10 beside cont-f's mix); each
-# directory's pretraining.json has its settings (and its init's).
+# (pretrained-wf-b, pretrained-cont-b to pretrained-cont-g), and two candidates that continue the shipped weights:
+# with arith records (pretrained-arith, session 17: 4,300 GPU steps, arith weighted 10 beside cont-f's mix) and
+# with flags records (pretrained-cont-i, session 20: 3,650 steps of 32 in 1,500 s on 2 CPU cores, flags weighted 8
+# beside cont-h's mix; the default weights of session 20, which read DP's flags and lose some of parity's and
+# addition's longest problems, session 21); each directory's pretraining.json has its settings (and its init's).
 PRETRAINING_SETTINGS = {
     "records": 400_000,
     "seed": 2,
@@ -515,9 +515,7 @@ PRETRAINING_STAGES = (
     {**_ON_GPU, "records": 300_000, "seed": 15, "max_steps": 2550, "edits": _NO_COPY},  # cont-e
     {**_LATE, "records": 60_000, "seed": 19, "max_steps": 1600},  # cont-f
     {**_LATE, "records": 150_000, "seed": 20, "max_steps": 2450},  # cont-g
-    {**_LATE, "records": 100_000, "seed": 24, "max_steps": 3050},  # cont-h
-    {**_CONTINUED, "scheduler": "cosine", "warmup_steps": 20, "records": 120_000, "seed": 30, "max_steps": 3650,
-     "edits": {**_NO_WHOLE_COPY, "flags": 8.0}},  # cont-i: the shipped weights
+    {**_LATE, "records": 100_000, "seed": 24, "max_steps": 3050},  # cont-h: the shipped weights
 )
 
 
