@@ -12,6 +12,7 @@ What a finished run directory holds, so that plain ``AutoModelForCausalLM.from_p
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -76,7 +77,9 @@ def prepare_finetuning(model, config: TrainConfig):
         target_modules=config.lora_targets,
     )
     try:
-        return get_peft_model(model, lora)
+        with warnings.catch_warnings():  # peft asks transformers 5 for a renamed attribute: no news to a user
+            warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+            return get_peft_model(model, lora)
     except ValueError as exc:
         reason = str(exc).strip().splitlines()[0]
         raise RetuneError(f"cannot add LoRA to modules {','.join(config.lora_targets)}: {reason}") from None
