@@ -165,6 +165,16 @@ def _longest(*lines: Line) -> int:
     return max([len(v) for line in lines for k, v in line.chunks if k in ("list", "number")] or [0])
 
 
+def _after_return(line: Line, returned: Line) -> str:
+    """The prompt of a combine-shaped record: the problem line, its call (the line made smaller) and ``returned``."""
+    return f"{line.render()}{SOLUTION}{CALL}{line.smaller().render()}\n{RETURN}{returned.render()}\n{ANSWER}"
+
+
+def _returned_size(rng: random.Random) -> int:
+    """How many items a returned list of ``arith`` or ``sums`` holds: log-uniform over 1..~40."""
+    return max(1, int(round(2 ** rng.uniform(0, 5.3))))
+
+
 def _firsts(line: Line) -> list[str]:
     """The first item of every list and the first digit of every number of the line, in order."""
     return [str(v[0]) for k, v in line.chunks if k in ("list", "number") and v]
@@ -272,7 +282,7 @@ def _arith_record(rng: random.Random) -> tuple[str, str, int]:
         array = next((v for k, v in line.chunks if k == "list" and v), None)
         if array is not None and all(re.fullmatch(r"-?\d+", item) for item in array):
             break
-    values = [_returned_value(rng) for _ in range(max(1, int(round(2 ** rng.uniform(0, 5.3)))))]
+    values = [_returned_value(rng) for _ in range(_returned_size(rng))]
     words = [] if rng.random() < 0.5 else [("text", _words(rng) + " ")]
     refs = {f"array[{i}]": int(item) for i, item in enumerate(array[:3])}
     refs.update({f"return[{j}]": value for j, value in enumerate(values[:3])})
@@ -297,10 +307,7 @@ def _arith_record(rng: random.Random) -> tuple[str, str, int]:
         instruction, answer = f"Compute {expression}.", str(value)
         if rng.random() < 0.5:  # the returned list with the value in front
             instruction, answer = f"Put {expression} in front of return.", returned.grow(answer, "0").render()
-    before = (f"{line.render()}{SOLUTION}{CALL}{line.smaller().render()}\n{RETURN}{returned.render()}\n"
-              f"{ANSWER}{instruction}\n{ANSWER}")
-    length = _longest(line, returned)
-    return before, answer, length
+    return f"{_after_return(line, returned)}{instruction}\n{ANSWER}", answer, _longest(line, returned)
 
 
 def _small_ints(rng: random.Random) -> list[str]:
@@ -316,19 +323,16 @@ def _small_sum(rng: random.Random) -> int:
 
 def _sums_record(rng: random.Random) -> tuple[str, str, int]:
     """The input, output and length of a ``sums`` record (see the module docstring)."""
-    lists = [_small_ints(rng)]
-    chunks: list[tuple[str, object]] = [("text", _words(rng) + " "), ("list", lists[0])]
+    first = _small_ints(rng)
+    chunks: list[tuple[str, object]] = [("text", _words(rng) + " "), ("list", first)]
     across = rng.random() < 0.5  # two lists of the problem line, else one and a returned list
-    if across:
-        lists.append(_small_ints(rng))
-        chunks += [("text", ", " + _words(rng, 1, 3) + " "), ("list", lists[1])]
-        names = ("second", "first")  # the added term's list, the other term's and the compared one's
-    else:
-        lists.insert(0, [str(_small_sum(rng)) for _ in range(max(1, int(round(2 ** rng.uniform(0, 5.3)))))])
-        names = ("array", "return")
+    if across:  # the added item from the second list, the other term and the compared item from the first
+        own, other, names = _small_ints(rng), first, ("second", "first")
+        chunks += [("text", ", " + _words(rng, 1, 3) + " "), ("list", own)]
+    else:  # the added item from the problem's list, the other term and the compared item from the returned one
+        own, other, names = first, [str(_small_sum(rng)) for _ in range(_returned_size(rng))], ("array", "return")
     if rng.random() < 0.3:
         chunks.append(("text", rng.choice(["?", ".", ", " + _words(rng, 1, 3)])))
-    own, other = lists[1], lists[0]  # the added item's list; the other term's (and the compared item's)
     i, j = rng.randrange(min(3, len(own))), rng.randrange(min(3, len(other)))
     a, b = f"{names[0]}[{i}]", f"{names[1]}[{j}]"
     total = int(own[i]) + int(other[j])
@@ -346,12 +350,9 @@ def _sums_record(rng: random.Random) -> tuple[str, str, int]:
             instruction, answer = f"Compute {c} == {a} + {b}.", str(int(other[k]) == total)
     line = Line(chunks)
     if across:
-        before = f"{line.render()}{SOLUTION}{instruction}\n{ANSWER}"
-        return before, answer, _longest(line)
+        return f"{line.render()}{SOLUTION}{instruction}\n{ANSWER}", answer, _longest(line)
     returned = Line([("list", other)])
-    before = (f"{line.render()}{SOLUTION}{CALL}{line.smaller().render()}\n{RETURN}{returned.render()}\n"
-              f"{ANSWER}{instruction}\n{ANSWER}")
-    return before, answer, _longest(line, returned)
+    return f"{_after_return(line, returned)}{instruction}\n{ANSWER}", answer, _longest(line, returned)
 
 
 def _flags_record(rng: random.Random, kinds: dict[str, float] | None) -> tuple[str, str, int]:
@@ -373,6 +374,10 @@ def _flags_record(rng: random.Random, kinds: dict[str, float] | None) -> tuple[s
     return before, f"[{yes if flag == 'True' else no}]", length
 
 
+_OWN_LINES = {"arith": lambda rng, kinds: _arith_record(rng), "sums": lambda rng, kinds: _sums_record(rng),
+              "flags": _flags_record}
+
+
 def pretraining_record(index: int, seed: int = 0, edits: dict[str, float] | None = None,
                        kinds: dict[str, float] | None = None) -> dict:
     """Pretraining record number ``index``: ``{"task": "pretraining", "method", "length", "input", "output"}``;
@@ -384,18 +389,12 @@ def pretraining_record(index: int, seed: int = 0, edits: dict[str, float] | None
     problem = line.render()
     length = _longest(line)
     edit = rng.choices(list(edits), weights=list(edits.values()))[0]
-    if edit == "arith":
-        before, answer, length = _arith_record(rng)
-        return {"task": "pretraining", "method": edit, "length": length, "input": before, "output": answer}
-    if edit == "sums":
-        before, answer, length = _sums_record(rng)
-        return {"task": "pretraining", "method": edit, "length": length, "input": before, "output": answer}
-    if edit == "flags":
-        before, answer, length = _flags_record(rng, kinds)
+    if edit in _OWN_LINES:  # records that draw lines of their own
+        before, answer, length = _OWN_LINES[edit](rng, kinds)
         return {"task": "pretraining", "method": edit, "length": length, "input": before, "output": answer}
     if edit == "firsts":
         returned = line.smaller() if rng.random() < 0.5 else random_line(rng, kinds)
-        before = f"{problem}{SOLUTION}{CALL}{line.smaller().render()}\n{RETURN}{returned.render()}\n{ANSWER}"
+        before = _after_return(line, returned)
         return {"task": "pretraining", "method": edit, "length": length, "input": before,
                 "output": " ".join(_firsts(line)) + "; " + _first_symbol(returned)}
     if edit == "compare":
@@ -404,7 +403,7 @@ def pretraining_record(index: int, seed: int = 0, edits: dict[str, float] | None
         if rng.random() < 0.5:  # make "same" as common as "different"
             returned = returned.with_first_symbol(ours)
             theirs = _first_symbol(returned)
-        before = f"{problem}{SOLUTION}{CALL}{line.smaller().render()}\n{RETURN}{returned.render()}\n{ANSWER}"
+        before = _after_return(line, returned)
         return {"task": "pretraining", "method": edit, "length": length, "input": before,
                 "output": "True" if ours == theirs else "False"}
     if edit == "grow":
@@ -412,7 +411,7 @@ def pretraining_record(index: int, seed: int = 0, edits: dict[str, float] | None
         item, digit = line.first_items()
         item = item if item is not None else _item("digits", rng)
         digit = digit if digit is not None else rng.choice(string.digits)
-        before = f"{problem}{SOLUTION}{CALL}{line.smaller().render()}\n{RETURN}{returned.render()}\n{ANSWER}"
+        before = _after_return(line, returned)
         return {"task": "pretraining", "method": edit, "length": length, "input": before,
                 "output": returned.grow(item, digit).render()}
     target = {"copy": line, "smaller": line.smaller(), "rewrite": line.rewrite(rng)}[edit]
@@ -469,10 +468,10 @@ def pretraining_records(count: int, seed: int = 0, processes: int = 1,
 # operator, is a whole copy; session 16, on one H200, "cont-g" and "cont-h": two more cosines of cont-f's mix).
 # Each continued stage ran under a time budget (cont-b, cont-c and cont-d on 2 CPU cores: 10, 45 and 20 minutes;
 # cont-e and cont-f on the GPU: 350 s beside three other runs and 95 s alone; cont-g 330 s beside three others,
-# cont-h 240 s beside one; all but cont-b on a cosine fitted to the budget), so
-# their steps are recorded here and a rebuild runs a cosine over exactly those steps (the fitted schedules, which
-# moved a little as the step time was measured, are in the pretraining.json of each stage); cont-e to cont-h, like
-# wf-b, are minutes on a GPU and hours on 2 CPU cores.
+# cont-h 240 s beside one; all but cont-b on a cosine fitted to the budget), so their steps are recorded here and a
+# rebuild runs a cosine over exactly those steps (the fitted schedules, which moved a little as the step time was
+# measured, are in the pretraining.json of each stage); cont-e to cont-h, like wf-b, are minutes on a GPU and hours
+# on 2 CPU cores.
 # Earlier pretrainings are kept for the benchmarks in benchmarks/models: the
 # first shipped weights (pretrained-cpu: hierarchical positions, this module's EDITS, batch 16 x 8,000 steps, 53
 # minutes on one CPU thread), a longer GPU run of the same (pretrained-p2, sessions 3 and 4), a two-stage one with
