@@ -524,6 +524,7 @@ def test_cli_flags_override_the_config_file(tmp_path, tiny_model_dir):
     status, output = run_cli(["--out", str(out), "--resume", "--max-steps", "3", "--no-progress"])
     assert status == 0, output
     assert [e["step"] for e in read_log(out)] == [1, 2, 3]
+    assert output.strip().splitlines()[-1] == f"retune train: model saved in {out}"  # where the model went
 
 
 def test_retune_cli_train_reports_bad_input_as_one_line(tmp_path):

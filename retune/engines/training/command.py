@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import get_args
 
 import click
+from accelerate import PartialState
 from click.core import ParameterSource
 
 from retune.core.methods import METHODS
@@ -103,4 +104,7 @@ def train_command(ctx: click.Context, config_file: str | None, **options) -> Non
         values = load_config_file(config_file)
     elif given.get("resume") and given.get("out") and (Path(given["out"]) / CONFIG_FILE).is_file():
         values = load_config_file(Path(given["out"]) / CONFIG_FILE)
-    train(make_config({**values, **given}))
+    config = make_config({**values, **given})
+    run_dir = train(config)
+    if not config.progress and PartialState().is_main_process:  # else the trainer said it beside its progress bar
+        click.echo(f"retune train: model saved in {run_dir}", err=True)
