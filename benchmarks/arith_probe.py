@@ -11,7 +11,8 @@ is the record's output exactly. Reported by kind of instruction (``value``: a su
 
 With ``--edit sums`` the probes are ``sums`` records instead, by kind of instruction (``sum``, ``max`` or
 ``compare``) and of lookup (``return``: a problem list and a returned one; ``across``: the problem line's two
-lists), e.g. ``compare/across``.
+lists), e.g. ``compare/across``. With ``--edit sumfront`` they are ``sumfront`` records (a sum or ``max`` put in front
+of the returned list), by kind (``sum``, ``max``).
 
 prints one JSON line per model.
 """
@@ -30,12 +31,15 @@ PROBE_SEED = 9_000  # no pretraining stage draws records of this seed
 
 
 def probes(n: int, seed: int = 0, edit: str = "arith") -> list[dict]:
-    """``n`` records of ``edit`` (``arith`` or ``sums``) of the probe seed, each with its ``kind`` of instruction."""
+    """``n`` records of ``edit`` (``arith``, ``sums`` or ``sumfront``) of the probe seed, each with its ``kind`` of
+    instruction."""
     out = []
     for index in range(n):
         record = pretraining_record(index, PROBE_SEED + seed, {edit: 1})
         instruction = record["input"].rsplit("\n", 2)[-2]
-        if edit == "sums":
+        if edit == "sumfront":
+            kind = "max" if "max(" in instruction else "sum"
+        elif edit == "sums":
             kind = "compare" if " == " in instruction else "max" if "max(" in instruction else "sum"
             kind += "/across" if "first[" in instruction else "/return"
         else:
@@ -61,7 +65,7 @@ def main(argv=None) -> None:
                         help="model directories or run dirs; 'default' is the shipped pretrained model")
     parser.add_argument("--n", type=int, default=300, help="probes")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--edit", choices=["arith", "sums"], default="arith", help="the records' kind")
+    parser.add_argument("--edit", choices=["arith", "sums", "sumfront"], default="arith", help="the records' kind")
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error(f"--n must be at least 1, got {args.n}")

@@ -77,3 +77,40 @@ def test_default_model_is_seeded_by_torch():
     torch.manual_seed(1)
     second, _ = build_default_model()
     assert all(torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters()))
+
+
+NUMBERS = build_tokenizer(numbers=True)
+_ITEM = st.integers(min_value=-99, max_value=99).map(str) | st.sampled_from(["007", "-0", "123", "-100", "a", "True"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.text(alphabet=st.sampled_from(string.ascii_letters + string.digits + " :\n")),
+                          st.lists(_ITEM, max_size=8)), max_size=4))
+def test_numbers_tokenizer_makes_each_small_list_item_one_token_and_leaves_the_rest_characters(parts):
+    text = "".join(f"{words}[{', '.join(items)}]" for words, items in parts)
+    ids = NUMBERS(text)["input_ids"]
+    assert NUMBERS.decode(ids) == text
+    pieces = [NUMBERS.convert_ids_to_tokens(i) for i in ids]
+    assert "".join(pieces) == text  # no unknown token, nothing normalised
+    small = [item for _, items in parts for item in items if item.lstrip("-").isdigit()
+             and -99 <= int(item) <= 99 and item == str(int(item))]
+    # every item of -99..99 (written plainly) is one piece; every other piece is one character
+    assert sorted(p for p in pieces if len(p) > 1) == sorted(item for item in small if len(item) > 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(TEXT)
+def test_numbers_tokenizer_is_the_character_tokenizer_on_text_without_such_lists(text):
+    text = text.replace("[", "(").replace(",", ";")  # no list: digits, `73199 + 21439`, `Output 38` stay characters
+    assert NUMBERS(text)["input_ids"] == TOKENIZER(text)["input_ids"]
+    bits = "What is the parity of [1, 0, 1]?\nSolution: Call: What is the parity of [0, 1]?\n"
+    assert NUMBERS(bits)["input_ids"] == TOKENIZER(bits)["input_ids"]  # one-digit items: the same ids
+
+
+def test_numbers_tokenizer_saves_and_loads_with_plain_transformers(tmp_path):
+    NUMBERS.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    text = "Create dp array [3, -2, 15]\nSolution: Call with array minus first element. Call: Create dp array [-2, 15]\n"
+    assert loaded(text)["input_ids"] == NUMBERS(text)["input_ids"] and len(loaded) == len(NUMBERS) == 100 + 189
+    assert [loaded.decode([i]) for i in loaded("[3, -2, 15]")["input_ids"]] == ["[", "3", ",", " ", "-2", ",", " ",
+                                                                                "15", "]"]

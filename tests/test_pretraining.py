@@ -449,3 +449,43 @@ def test_a_pretraining_fitted_to_a_time_budget_records_the_budget_and_its_horizo
     untimed = pretrain(tmp_path / "out2", tmp_path / "work2", init=tmp_path / "init", records=8, batch_size=2,
                        max_steps=2, warmup_steps=0, progress=False)
     assert not {"time_budget", "fitted_horizons"} & json.loads((untimed / "pretraining.json").read_text()).keys()
+
+
+_SUMFRONT = re.compile(r"Put (?:max\(return\[(\d)\], )?array\[(\d)\] \+ return\[(\d)\]\)? in front of return\.\n"
+                       + ANSWER + "$")
+
+
+@settings(max_examples=300, deadline=None)
+@given(INDEX, st.integers(min_value=0, max_value=5))
+def test_sumfront_records_put_one_sum_of_two_small_items_in_front_of_the_returned_list(index, seed):
+    record = pretraining_record(index, seed, {"sumfront": 1})
+    assert record["method"] == "sumfront"
+    problem, rest = record["input"].split(SOLUTION, 1)
+    lists = [[int(item) for item in found.split(", ")] for found in _LIST.findall(problem)]
+    assert len(lists) == 1 and rest.startswith(CALL) and all(-9 <= item <= 9 for item in lists[0])
+    returned = [int(i) for i in _LIST.findall(rest.split(RETURN)[1])[0].split(", ")]
+    mx, a, b = _SUMFRONT.search(rest).groups()
+    value = lists[0][int(a)] + returned[int(b)]
+    if mx is not None:
+        value = max(value, returned[int(mx)])
+    assert record["output"] == "[" + ", ".join(str(v) for v in [value, *returned]) + "]"
+
+
+def test_widening_to_numbers_keeps_what_the_model_computes_on_characters(tmp_path):
+    from retune.models.pretraining import widen_to_numbers
+    from retune.models.tokenizer import NUMBER_TOKENS, build_tokenizer
+
+    model = _tiny_init(tmp_path / "init")
+    out = widen_to_numbers(tmp_path / "init", tmp_path / "widened")
+    widened = AutoModelForCausalLM.from_pretrained(out)
+    numbers = build_tokenizer(numbers=True)
+    assert widened.config.vocab_size == len(numbers) == 100 + len(NUMBER_TOKENS)
+    ids = torch.tensor([build_tokenizer()("What is the parity of [1, 0]?\nSolution: ")["input_ids"]])
+    with torch.no_grad():  # the old tokens' logits unchanged (the default model's position ids, as it runs)
+        assert torch.allclose(model(ids).logits, widened(ids).logits[..., :100], atol=1e-5)
+    rows = widened.get_input_embeddings().weight
+    char = build_tokenizer().convert_tokens_to_ids
+    assert torch.allclose(rows[numbers.convert_tokens_to_ids("-37")],
+                          model.get_input_embeddings().weight[[char("-"), char("3"), char("7")]].mean(0))
+    with pytest.raises(ValueError, match="not a model of the character tokenizer"):
+        widen_to_numbers(out, tmp_path / "again")

@@ -41,6 +41,11 @@ digit strings (sometimes two of the same length joined by an operator). A record
   decision that compares items across two lists reads them); the answer is the value, or ``True``/``False``. Never
   a value put in front of a list (``arith``'s form that a combine of digits shares).
 
+* ``sumfront`` (not in :data:`EDITS`): ``sums`` over a problem line's list and a returned one, its sum or ``max``
+  put in front of the returned list (``Put max(return[0], array[1] + return[2]) in front of return.`` ->
+  ``[7, 5, 3]``): the shape of a combine that extends a returned list of values (with the ``numbers`` tokenizer
+  the value is one token, as the returned items are).
+
 Which edits a record may ask for, and how often, is the ``edits`` setting (:data:`EDITS` by default; each stage
 of the shipped weights' pretraining has its own mix, :func:`stage_settings`; another mix draws other records).
 """
@@ -69,7 +74,7 @@ OPERATORS = "-/%&|^~#@=<>"  # not + or *: "a + b" and "a * b" are the formats of
 # pretraining_records (so the records of the first shipped weights, and those replayed in fine-tuning other models
 # than the default, TrainConfig.replay_edits); the shipped weights' own mixes are in stage_settings
 EDITS = {"copy": 2, "smaller": 4, "rewrite": 2, "grow": 2, "compare": 2}
-ALL_EDITS = (*EDITS, "firsts", "arith", "flags", "sums")
+ALL_EDITS = (*EDITS, "firsts", "arith", "flags", "sums", "sumfront")
 
 
 def _word(rng: random.Random) -> str:
@@ -321,11 +326,12 @@ def _small_sum(rng: random.Random) -> int:
     return rng.randint(0, 20) if draw < 0.6 else rng.randint(0, 60) if draw < 0.9 else rng.randint(-20, 20)
 
 
-def _sums_record(rng: random.Random) -> tuple[str, str, int]:
-    """The input, output and length of a ``sums`` record (see the module docstring)."""
+def _sums_record(rng: random.Random, front: bool = False) -> tuple[str, str, int]:
+    """The input, output and length of a ``sums`` record, or with ``front`` of a ``sumfront`` one (see the module
+    docstring)."""
     first = _small_ints(rng)
     chunks: list[tuple[str, object]] = [("text", _words(rng) + " "), ("list", first)]
-    across = rng.random() < 0.5  # two lists of the problem line, else one and a returned list
+    across = not front and rng.random() < 0.5  # two lists of the problem line, else one and a returned list
     if across:  # the added item from the second list, the other term and the compared item from the first
         own, other, names = _small_ints(rng), first, ("second", "first")
         chunks += [("text", ", " + _words(rng, 1, 3) + " "), ("list", own)]
@@ -336,7 +342,14 @@ def _sums_record(rng: random.Random) -> tuple[str, str, int]:
     i, j = rng.randrange(min(3, len(own))), rng.randrange(min(3, len(other)))
     a, b = f"{names[0]}[{i}]", f"{names[1]}[{j}]"
     total = int(own[i]) + int(other[j])
-    draw = rng.random()
+    draw = rng.random() * (0.75 if front else 1)  # sumfront: a sum or a max, never a comparison
+    if front:
+        k = rng.choice([index for index in range(min(3, len(other))) if index != j] or [j])
+        expression, value = (f"{a} + {b}", total) if draw < 0.5 or len(other) == 1 else \
+            (f"max({names[1]}[{k}], {a} + {b})", max(int(other[k]), total))
+        line, returned = Line(chunks), Line([("list", other)])
+        return (f"{_after_return(line, returned)}Put {expression} in front of return.\n{ANSWER}",
+                Line([("list", [str(value), *other])]).render(), _longest(line, returned))
     if draw < 0.5 or len(other) == 1:
         instruction, answer = f"Compute {a} + {b}.", str(total)
     else:
@@ -375,7 +388,7 @@ def _flags_record(rng: random.Random, kinds: dict[str, float] | None) -> tuple[s
 
 
 _OWN_LINES = {"arith": lambda rng, kinds: _arith_record(rng), "sums": lambda rng, kinds: _sums_record(rng),
-              "flags": _flags_record}
+              "flags": _flags_record, "sumfront": lambda rng, kinds: _sums_record(rng, front=True)}
 
 
 def pretraining_record(index: int, seed: int = 0, edits: dict[str, float] | None = None,
@@ -539,8 +552,42 @@ def check_init(init: str | Path, position_scheme: str) -> dict:
     return json.loads(saved.read_text()) if saved.is_file() else {"model": str(init)}
 
 
+def widen_to_numbers(init: str | Path, out: str | Path) -> Path:
+    """``init`` (a model of the character tokenizer) over the ``numbers`` tokenizer
+    (:func:`retune.models.tokenizer.build_tokenizer`), saved in ``out`` with the init's ``pretraining.json``.
+
+    Each new token's input and output embedding rows start as the mean of its characters' rows (``"-37"``: of
+    ``-``, ``3`` and ``7``), so a number token starts out near the characters it replaces; every other weight
+    is the init's. Deterministic: the same init gives the same widened weights."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from retune.models.tokenizer import CHARACTERS, NUMBER_TOKENS, build_tokenizer
+
+    init, out = Path(init), Path(out)
+    model = LlamaForCausalLM.from_pretrained(init)
+    characters = build_tokenizer()
+    if model.config.vocab_size != len(characters):
+        raise ValueError(f"{init} is not a model of the character tokenizer ({model.config.vocab_size} tokens, "
+                         f"expected {len(characters)})")
+    tokenizer = build_tokenizer(model_max_length=model.config.max_position_embeddings, numbers=True)
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    offset = len(characters) - len(CHARACTERS)  # the special tokens come first
+    with torch.no_grad():
+        for weights in (model.get_input_embeddings().weight, model.get_output_embeddings().weight):
+            for index, token in enumerate(NUMBER_TOKENS, start=len(characters)):
+                rows = [offset + CHARACTERS.index(char) for char in token]
+                weights[index] = weights[rows].mean(dim=0)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    if (init / PRETRAINING_FILE).is_file():
+        shutil.copy2(init / PRETRAINING_FILE, out / PRETRAINING_FILE)
+    return out
+
+
 def pretrain(out: str | Path, work: str | Path | None = None, time_budget: float | None = None,
-             init: str | Path | None = None, **overrides) -> Path:
+             init: str | Path | None = None, numbers: bool = False, **overrides) -> Path:
     """Pretrain the default architecture from scratch on :func:`pretraining_records` and save the model
     (config, weights, tokenizer, ``pretraining.json``) in ``out``; ``work`` keeps the training run.
 
@@ -550,7 +597,9 @@ def pretrain(out: str | Path, work: str | Path | None = None, time_budget: float
     fit set, since a run with ``max_steps`` alone decays on another schedule). ``init`` (a
     pretrained model directory) continues its pretraining instead of starting from scratch (every parameter
     trained; ``pretraining.json`` then records the init's own settings under ``"init"``). ``kinds`` (an override,
-    not in :data:`PRETRAINING_SETTINGS`) weighs the kinds of list item, as :func:`pretraining_record`."""
+    not in :data:`PRETRAINING_SETTINGS`) weighs the kinds of list item, as :func:`pretraining_record`.
+    ``numbers`` continues ``init`` over the ``numbers`` tokenizer (:func:`widen_to_numbers`, into
+    ``work/widened``; ``pretraining.json`` then says ``"tokenizer": "numbers"``)."""
     from retune.core.data import write_jsonl
     from retune.engines.training import TrainConfig, train
     from retune.engines.training.config import SCRATCH_MODEL
@@ -564,6 +613,12 @@ def pretrain(out: str | Path, work: str | Path | None = None, time_budget: float
     before = None if init is None else check_init(init, settings["position_scheme"])
     work = Path(work or tempfile.mkdtemp(prefix="retune-pretrain-"))
     work.mkdir(parents=True, exist_ok=True)
+    if numbers:
+        if init is None:
+            raise ValueError("numbers widens a pretrained model: give init")
+        if not (work / "widened" / "config.json").is_file():
+            widen_to_numbers(init, work / "widened")
+        init = work / "widened"
     data = work / "records.jsonl"
     if not data.is_file():
         write_jsonl(pretraining_records(settings["records"], settings["seed"], processes=os.cpu_count() or 1,
@@ -590,6 +645,8 @@ def pretrain(out: str | Path, work: str | Path | None = None, time_budget: float
             saved["fitted_horizons"] = horizons
     if before is not None:
         saved["init"] = before
+    if numbers:
+        saved["tokenizer"] = "numbers"
     (out / PRETRAINING_FILE).write_text(json.dumps(saved, indent=1) + "\n")
     return out
 
@@ -630,24 +687,28 @@ def main(argv: list[str] | None = None) -> None:
                         + ": how often each kind of list item is drawn (default: alike, the shipped weights' records)")
     parser.add_argument("--time-budget", type=float, help="seconds; stop early (pretraining.json records the steps)")
     parser.add_argument("--init", help="a pretrained model directory whose pretraining to continue")
+    parser.add_argument("--numbers", action="store_true", help="continue --init over the tokenizer with list "
+                        "items of -99..99 as single tokens (retune.models.tokenizer; a candidate)")
     parser.add_argument("--shipped", action="store_true", help="rebuild the shipped weights: every stage of their "
                         "pretraining in turn, each continuing the one before (no other setting may be given; "
                         "--work keeps each stage, and a rerun resumes)")
     args = parser.parse_args(argv)
     if args.shipped:
-        given = [key for key in (*settings, "kinds", "time_budget", "init")
+        given = [key for key in (*settings, "kinds", "time_budget", "init", "numbers")
                  if getattr(args, key) != parser.get_default(key)]
         if given:
             parser.error(f"--shipped rebuilds the shipped weights with their own settings: drop "
                          f"--{given[0].replace('_', '-')}")
         print(pretrain_shipped(args.out, args.work))
         return
+    if args.numbers and args.init is None:
+        parser.error("--numbers widens a pretrained model: give --init")
     if args.init is not None:
         try:
             check_init(args.init, args.position_scheme)
         except ValueError as exc:
             parser.error(str(exc))
-    print(pretrain(args.out, args.work, args.time_budget, args.init, kinds=args.kinds,
+    print(pretrain(args.out, args.work, args.time_budget, args.init, numbers=args.numbers, kinds=args.kinds,
                    **{key: getattr(args, key) for key in settings}))
 
 
