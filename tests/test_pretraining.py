@@ -489,3 +489,20 @@ def test_widening_to_numbers_keeps_what_the_model_computes_on_characters(tmp_pat
                           model.get_input_embeddings().weight[[char("-"), char("3"), char("7")]].mean(0))
     with pytest.raises(ValueError, match="not a model of the character tokenizer"):
         widen_to_numbers(out, tmp_path / "again")
+
+
+def test_pretraining_continues_a_model_over_the_numbers_tokenizer(tmp_path):
+    from transformers import AutoTokenizer
+
+    from retune.models.pretraining import pretrain
+
+    _tiny_init(tmp_path / "init")
+    with pytest.raises(ValueError, match="give init"):
+        pretrain(tmp_path / "out", tmp_path / "work", numbers=True)
+    out = pretrain(tmp_path / "out", tmp_path / "work", init=tmp_path / "init", numbers=True, records=40,
+                   batch_size=4, max_steps=2, warmup_steps=0, edits={"sumfront": 1}, progress=False)
+    saved = json.loads((out / "pretraining.json").read_text())
+    assert saved["tokenizer"] == "numbers" and saved["init"] == {"model": str(tmp_path / "init")}
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert AutoModelForCausalLM.from_pretrained(out).config.vocab_size == len(tokenizer) == 289
+    assert tokenizer.tokenize("Return: [12, -3]")[-5:] == ["12", ",", " ", "-3", "]"]
