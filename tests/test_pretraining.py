@@ -152,16 +152,25 @@ _SUMS = re.compile(r"Compute (?:max\((\w+)\[(\d)\], )?(?:(\w+)\[(\d)\] == )?(\w+
                    + ANSWER + "$")
 
 
+def _numbers_record(index: int, seed: int, edit: str) -> tuple[dict, list[list[int]], str]:
+    """Record ``index`` of ``edit`` alone, the integer lists of its problem line, and the text after the line."""
+    record = pretraining_record(index, seed, {edit: 1})
+    assert record["method"] == edit
+    problem, rest = record["input"].split(SOLUTION, 1)
+    return record, [[int(item) for item in found.split(", ")] for found in _LIST.findall(problem)], rest
+
+
+def _returned(rest: str) -> list[int]:
+    return [int(item) for item in _LIST.findall(rest.split(RETURN)[1])[0].split(", ")]
+
+
 @settings(max_examples=300, deadline=None)
 @given(INDEX, st.integers(min_value=0, max_value=5))
 def test_sums_records_answer_one_sum_of_two_small_items_looked_up(index, seed):
-    record = pretraining_record(index, seed, {"sums": 1})
-    assert record["method"] == "sums"
-    problem, rest = record["input"].split(SOLUTION, 1)
-    lists = [[int(item) for item in found.split(", ")] for found in _LIST.findall(problem)]
+    record, lists, rest = _numbers_record(index, seed, "sums")
     if RETURN in rest:  # a combine's lookups: array (the problem line's list) and return
         assert len(lists) == 1 and rest.startswith(CALL)
-        named = {"array": lists[0], "return": [int(i) for i in _LIST.findall(rest.split(RETURN)[1])[0].split(", ")]}
+        named = {"array": lists[0], "return": _returned(rest)}
     else:  # across the problem line's two lists, answered right below it
         assert len(lists) == 2 and rest.count("\n") == 1
         named = {"first": lists[0], "second": lists[1]}
@@ -458,12 +467,9 @@ _SUMFRONT = re.compile(r"Put (?:max\(return\[(\d)\], )?array\[(\d)\] \+ return\[
 @settings(max_examples=300, deadline=None)
 @given(INDEX, st.integers(min_value=0, max_value=5))
 def test_sumfront_records_put_one_sum_of_two_small_items_in_front_of_the_returned_list(index, seed):
-    record = pretraining_record(index, seed, {"sumfront": 1})
-    assert record["method"] == "sumfront"
-    problem, rest = record["input"].split(SOLUTION, 1)
-    lists = [[int(item) for item in found.split(", ")] for found in _LIST.findall(problem)]
+    record, lists, rest = _numbers_record(index, seed, "sumfront")
     assert len(lists) == 1 and rest.startswith(CALL) and all(-9 <= item <= 9 for item in lists[0])
-    returned = [int(i) for i in _LIST.findall(rest.split(RETURN)[1])[0].split(", ")]
+    returned = _returned(rest)
     mx, a, b = _SUMFRONT.search(rest).groups()
     value = lists[0][int(a)] + returned[int(b)]
     if mx is not None:
