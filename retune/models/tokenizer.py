@@ -36,8 +36,8 @@ _NUMBER_ITEM = r"(?<=\[|, )(?:-?[1-9][0-9]?|0)(?=[,\]])"
 def build_tokenizer(model_max_length: int = 4096, numbers: bool = False) -> PreTrainedTokenizerFast:
     """The character-level tokenizer (deterministic: the same ids on every call); ``numbers``: with list items
     of -99..99 as single tokens (see the module docstring)."""
-    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS + CHARACTERS + (NUMBER_TOKENS if numbers
-                                                                                       else ()))}
+    tokens = SPECIAL_TOKENS + CHARACTERS + (NUMBER_TOKENS if numbers else ())
+    vocab = {token: index for index, token in enumerate(tokens)}
     backend = Tokenizer(WordLevel(vocab, unk_token=UNK))
     pieces = f"{_NUMBER_ITEM}|[\\s\\S]" if numbers else r"[\s\S]"
     backend.pre_tokenizer = pre_tokenizers.Split(Regex(pieces), behavior="isolated")
