@@ -343,29 +343,27 @@ def _sums_record(rng: random.Random, front: bool = False) -> tuple[str, str, int
     a, b = f"{names[0]}[{i}]", f"{names[1]}[{j}]"
     total = int(own[i]) + int(other[j])
     draw = rng.random() * (0.75 if front else 1)  # sumfront: a sum or a max, never a comparison
-    if front:
-        k = rng.choice([index for index in range(min(3, len(other))) if index != j] or [j])
-        expression, value = (f"{a} + {b}", total) if draw < 0.5 or len(other) == 1 else \
-            (f"max({names[1]}[{k}], {a} + {b})", max(int(other[k]), total))
-        line, returned = Line(chunks), Line([("list", other)])
-        return (f"{_after_return(line, returned)}Put {expression} in front of return.\n{ANSWER}",
-                Line([("list", [str(value), *other])]).render(), _longest(line, returned))
+    others = [index for index in range(min(3, len(other))) if index != j]  # where a compared item may come from
+    k = rng.choice(others or [j]) if front else None  # (sumfront draws it whatever it asks)
     if draw < 0.5 or len(other) == 1:
-        instruction, answer = f"Compute {a} + {b}.", str(total)
+        expression, value = f"{a} + {b}", total
     else:
-        k = rng.choice([index for index in range(min(3, len(other))) if index != j])
+        k = rng.choice(others) if k is None else k
         c = f"{names[1]}[{k}]"
         if draw < 0.75:
-            instruction, answer = f"Compute max({c}, {a} + {b}).", str(max(int(other[k]), total))
+            expression, value = f"max({c}, {a} + {b})", max(int(other[k]), total)
         else:
             if rng.random() < 0.5:  # true about half the time
                 other[k] = str(total)
-            instruction, answer = f"Compute {c} == {a} + {b}.", str(int(other[k]) == total)
+            expression, value = f"{c} == {a} + {b}", int(other[k]) == total
     line = Line(chunks)
     if across:
-        return f"{line.render()}{SOLUTION}{instruction}\n{ANSWER}", answer, _longest(line)
+        return f"{line.render()}{SOLUTION}Compute {expression}.\n{ANSWER}", str(value), _longest(line)
     returned = Line([("list", other)])
-    return f"{_after_return(line, returned)}{instruction}\n{ANSWER}", answer, _longest(line, returned)
+    if front:
+        return (f"{_after_return(line, returned)}Put {expression} in front of return.\n{ANSWER}",
+                Line([("list", [str(value), *other])]).render(), _longest(line, returned))
+    return f"{_after_return(line, returned)}Compute {expression}.\n{ANSWER}", str(value), _longest(line, returned)
 
 
 def _flags_record(rng: random.Random, kinds: dict[str, float] | None) -> tuple[str, str, int]:
@@ -562,7 +560,7 @@ def widen_to_numbers(init: str | Path, out: str | Path) -> Path:
     import torch
     from transformers import LlamaForCausalLM
 
-    from retune.models.tokenizer import CHARACTERS, NUMBER_TOKENS, build_tokenizer
+    from retune.models.tokenizer import NUMBER_TOKENS, build_tokenizer
 
     init, out = Path(init), Path(out)
     model = LlamaForCausalLM.from_pretrained(init)
@@ -572,12 +570,11 @@ def widen_to_numbers(init: str | Path, out: str | Path) -> Path:
                          f"expected {len(characters)})")
     tokenizer = build_tokenizer(model_max_length=model.config.max_position_embeddings, numbers=True)
     model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-    offset = len(characters) - len(CHARACTERS)  # the special tokens come first
     with torch.no_grad():
         for weights in (model.get_input_embeddings().weight, model.get_output_embeddings().weight):
-            for index, token in enumerate(NUMBER_TOKENS, start=len(characters)):
-                rows = [offset + CHARACTERS.index(char) for char in token]
-                weights[index] = weights[rows].mean(dim=0)
+            for token in NUMBER_TOKENS:
+                rows = characters.convert_tokens_to_ids(list(token))
+                weights[tokenizer.convert_tokens_to_ids(token)] = weights[rows].mean(dim=0)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
