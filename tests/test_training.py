@@ -25,8 +25,9 @@ from retune.engines.training import TrainConfig, train
 from retune.engines.training.checkpoint import STATE_FILE, latest_checkpoint
 from retune.engines.training.command import train_command
 from retune.engines.training.data import IGNORE_INDEX, collate, encode_records, epoch_batches
-from retune.engines.training.trainer import (BUDGET_MARGIN, CALIBRATION_STEPS, FIT_QUANTUM, REPLAY_SEED, fit_horizon,
-                                             make_scheduler, training_summary)
+from retune.engines.training.focus import Focus, example_hardness
+from retune.engines.training.trainer import (BUDGET_MARGIN, CALIBRATION_STEPS, FIT_QUANTUM, REPLAY_SEED, _token_losses,
+                                             fit_horizon, make_scheduler, training_summary)
 from retune.models import build_default_model, build_tokenizer
 from retune.models.pretraining import PRETRAINING_FILE
 
@@ -595,3 +596,64 @@ def test_a_record_dropped_for_its_length_leaves_the_rest_to_train(tmp_path, tiny
     summary = json.loads((run_dir / "data_summary.json").read_text())
     assert summary["dropped_too_long"] == 1 and summary["examples"] == len(records) - 1
     assert len(read_log(run_dir)) == 2
+
+
+def test_focus_draws_by_hardness_among_examples_that_fit_and_none_before_any_was_trained():
+    focus = Focus([10, 10, 10, 10, 30], per_batch=5, seed=3)
+    assert focus.draw(step=0, widths=[40, 40]) == [[], []]
+    focus.update([0, 1, 2, 3, 4], torch.tensor([0.0, 0.0, 10.0, 0.01, 20.0]))
+    draws = focus.draw(step=7, widths=[12] * 40)
+    assert [len(batch) for batch in draws] == [5] * 40
+    drawn = [i for batch in draws for i in batch]
+    assert set(drawn) <= {2, 3} and drawn.count(2) > 0.95 * len(drawn)  # never hardness 0, never longer than 12
+    assert draws == focus.draw(step=7, widths=[12] * 40)
+    assert 4 in {i for batch in focus.draw(step=7, widths=[30] * 4) for i in batch}  # it fits a wider batch
+    assert focus.draw(step=7, widths=[5]) == [[]]  # nothing trained fits
+    focus.update([2, 3], torch.tensor([1.0, 1.0]))
+    assert focus.draw(step=7, widths=[12] * 4) != focus.draw(step=8, widths=[12] * 4)  # each step draws anew
+    focus.update([2, 2], torch.tensor([5.0, 0.0]))  # drawn twice in a step: the last value counts
+    assert {i for batch in focus.draw(step=9, widths=[12] * 10) for i in batch} == {3}
+
+
+def test_example_hardness_is_the_largest_supervised_token_loss(tiny_model_dir):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    records = [{"input": "What is the parity of [1, 0]?\nSolution: ", "output": "Call: x\n"},
+               {"input": "ab\nSolution: ", "output": "1"}]
+    examples, _ = encode_records(records, tokenizer, 512)
+    batch = collate(examples, tokenizer.pad_token_id)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    labels = batch["labels"]
+    got = example_hardness(_token_losses(logits, labels), labels[:, 1:] != IGNORE_INDEX)
+    for row, example in enumerate(examples):
+        n = len(example.input_ids)
+        losses = [torch.nn.functional.cross_entropy(logits[row, t - 1], labels[row, t]).item()
+                  for t in range(example.n_prompt, n)]
+        assert got[row].item() == pytest.approx(max(losses), rel=1e-5)
+
+
+def test_a_focused_run_adds_hard_examples_and_resumes_to_the_same_draws(tmp_path, tiny_model_dir):
+    records = parity_records(5)
+    settings = {"batch_size": 4, "focus": 3, "save_every": 3, "max_steps": 6}
+    reference = train(tiny_config(tmp_path / "ref", tiny_model_dir, **settings), records)
+    log = read_log(reference)
+    examples, _ = encode_records(records, AutoTokenizer.from_pretrained(tiny_model_dir), 512)
+    length = {e.index: len(e.input_ids) for e in examples}
+    trained = set()
+    for entry in log:
+        batch = entry["batches"][0]
+        width = max(length[i] for i in batch[:4])
+        fits = any(length[i] <= width for i in trained)
+        assert len(batch) == (7 if fits else 4)  # 3 extras whenever an example trained before fits the batch
+        assert set(batch[4:]) <= trained and all(length[i] <= width for i in batch[4:])  # and so adds no padding
+        trained |= set(batch)
+    assert sum(len(e["batches"][0]) == 7 for e in log) >= 3
+    assert (latest_checkpoint(reference) / "hardness.pt").is_file()
+
+    part = train(tiny_config(tmp_path / "part", tiny_model_dir, **{**settings, "max_steps": 3}), records)
+    resumed = train(tiny_config(tmp_path / "part", tiny_model_dir, **settings, resume=True), records)
+    assert resumed == part
+    got = read_log(resumed)
+    assert [e["batches"] for e in got] == [e["batches"] for e in log]
+    assert [e["loss"] for e in got] == pytest.approx([e["loss"] for e in log], rel=1e-4)

@@ -160,6 +160,10 @@ class TrainConfig(BaseModel):
         f"{DEFAULT_MODEL_REPLAY_EDITS_TEXT} for the default model (no copy or rewrite: no replayed record asks to "
         "copy a problem whole at its Solution:), else its EDITS"
     )
+    focus: int = Field(
+        0, ge=0, description="extra examples per micro-batch, drawn from those trained so far in proportion to "
+        "the largest token loss each had when last trained (retune.engines.training.focus); 0: none"
+    )
     position_scheme: Literal["auto", "sequential", "hierarchical", "words", "wordlists"] = Field(
         "auto", description="position ids (retune.models.positions); auto: the model's own "
         "(retune_position_scheme in its config.json, else sequential)"

@@ -46,6 +46,7 @@ from retune.engines.training import checkpoint
 from retune.engines.training.config import CONFIG_FILE, TrainConfig, check_resumable, load_config_file, make_config
 from retune.engines.training.data import (IGNORE_INDEX, Example, balance_lengths, collate, encode_records,
                                           epoch_batches, summarize)
+from retune.engines.training.focus import Focus, example_hardness
 from retune.engines.training.modeling import load_model, mixed_precision, prepare_finetuning, save_final
 from retune.models.positions import CONFIG_KEY as POSITION_KEY
 from retune.models.positions import scheme_of
@@ -65,6 +66,7 @@ class Plan:
     def __init__(self, examples: list[Example], config: TrainConfig, processes: int,
                  replay: tuple[int, int, int] | None = None):
         self.examples = examples
+        self.positions = {example.index: i for i, example in enumerate(examples)}  # head record -> position
         self.config = config
         self.processes = processes
         self.sets = [list(range(len(examples)))]  # the examples an epoch trains on: all, or (replay) in turn
@@ -221,6 +223,7 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
     )
     scheduler = make_scheduler(optimizer, config, plan.total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
+    focus = Focus([len(e.input_ids) for e in examples], config.focus, config.seed) if config.focus else None
 
     step, elapsed = 0, 0.0
     calibrate_at = calibration_step(config, plan.total_steps)
@@ -230,6 +233,8 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
         checkpoint.load(Path(resume["path"]), accelerator.unwrap_model(model), optimizer, scheduler,
                         accelerator.process_index)
         step, elapsed = resume["step"], resume["elapsed_s"]
+        if focus is not None:
+            focus.load(Path(resume["path"]))
         if fitted is False and resume.get("fitted_steps") and resume.get("fitted_for") == [config.max_steps,
                                                                                              config.time_budget]:
             fitted = resume["fitted_steps"]  # the horizon fitted before the interruption
@@ -242,6 +247,7 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
         print(
             f"retune train: {len(examples)} examples ({len(dropped)} too long), {trainable:,} trainable "
             f"parameters, {plan.steps_per_epoch} steps per epoch, {accelerator.num_processes} process(es)"
+            + (f", {config.focus} hard examples more per micro-batch" if focus is not None else "")
             + (f", resuming at step {step}" if step else ""),
             file=sys.stderr,
         )
@@ -257,6 +263,8 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
         checkpoint.write_rng(checkpoint.tmp_dir(run_dir, step), accelerator.process_index)
         accelerator.wait_for_everyone()
         if is_main:
+            if focus is not None:
+                focus.save(checkpoint.tmp_dir(run_dir, step))
             checkpoint.commit(run_dir, step, accelerator.unwrap_model(model), optimizer, scheduler, state,
                               config.keep_checkpoints)
         accelerator.wait_for_everyone()
@@ -270,9 +278,15 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
         while not _finished(step, elapsed, plan, config, accelerator):
             step_start = time.perf_counter()
             group = plan.step_batches(step)
+            if focus is not None:
+                group = [batch + [plan.examples[i] for i in extra]
+                         for batch, extra in zip(group, focus.draw(step, [max(len(e.input_ids) for e in batch)
+                                                                          for batch in group]))]
             lr = scheduler.get_last_lr()[0]
-            loss = _optimizer_step(model, optimizer, scheduler, accelerator, group, plan, tokenizer.pad_token_id,
-                                   config.max_grad_norm)
+            loss, hardness = _optimizer_step(model, optimizer, scheduler, accelerator, group, plan,
+                                             tokenizer.pad_token_id, config.max_grad_norm, focus is not None)
+            if focus is not None:
+                focus.update([plan.positions[e.index] for batch in group for e in batch], hardness)
             step += 1
             now = time.perf_counter()
             elapsed = now - started
@@ -334,8 +348,11 @@ def _log_entries(run_dir: str | Path) -> list[dict]:
 
 
 def _optimizer_step(model, optimizer, scheduler, accelerator: Accelerator, group: list[list[Example]], plan: Plan,
-                    pad_token_id: int, max_grad_norm: float | None) -> float:
-    """One optimizer step over this process's micro-batches of ``group``; returns the step's mean loss."""
+                    pad_token_id: int, max_grad_norm: float | None,
+                    measure: bool = False) -> tuple[float, torch.Tensor | None]:
+    """One optimizer step over this process's micro-batches of ``group``; returns the step's mean loss and, when
+    ``measure``, the hardness of every example of ``group`` in order (:mod:`retune.engines.training.focus`;
+    gathered from all processes)."""
     rank = accelerator.process_index
     accum = plan.config.grad_accum
     mine = group[rank * accum : (rank + 1) * accum]
@@ -347,22 +364,51 @@ def _optimizer_step(model, optimizer, scheduler, accelerator: Accelerator, group
     count = sum(e.n_records if by_example else e.n_supervised for batch in group for e in batch)
     per_process = count / plan.processes
     step_loss = torch.zeros((), device=accelerator.device)
+    measured = []
     for k, batch in enumerate(mine):
         inputs = {name: t.to(accelerator.device) for name, t in collate(batch, pad_token_id).items()}
         with accelerator.no_sync(model) if k < len(mine) - 1 else nullcontext():
+            labels = inputs["labels"]
             if by_example:
-                labels = inputs.pop("labels")
-                loss = _example_loss(model(**inputs, use_cache=False).logits, labels, per_process)
+                del inputs["labels"]
+                logits = model(**inputs, use_cache=False).logits
+                loss = _example_loss(logits, labels, per_process)
             else:
-                loss = model(**inputs, num_items_in_batch=per_process, use_cache=False).loss
+                outputs = model(**inputs, num_items_in_batch=per_process, use_cache=False)
+                loss, logits = outputs.loss, outputs.logits
             accelerator.backward(loss)
         step_loss += loss.detach()
+        if measure:
+            with torch.no_grad():
+                measured.append(example_hardness(_token_losses(logits, labels), labels[:, 1:] != IGNORE_INDEX))
     if max_grad_norm is not None:
         accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return accelerator.reduce(step_loss, "mean").item()
+    hardness = _gather_hardness(accelerator, group, plan, torch.cat(measured)) if measure else None
+    return accelerator.reduce(step_loss, "mean").item(), hardness
+
+
+def _gather_hardness(accelerator: Accelerator, group: list[list[Example]], plan: Plan,
+                     mine: torch.Tensor) -> torch.Tensor:
+    """The hardness of every example of ``group`` in order, from each process's hardness of its own micro-batches."""
+    if accelerator.num_processes == 1:
+        return mine.cpu()
+    accum = plan.config.grad_accum
+    sizes = [sum(len(batch) for batch in group[rank * accum : (rank + 1) * accum])
+             for rank in range(accelerator.num_processes)]
+    padded = torch.zeros(max(sizes), device=mine.device)
+    padded[: len(mine)] = mine
+    blocks = accelerator.gather(padded).cpu().view(len(sizes), -1)
+    return torch.cat([block[:size] for block, size in zip(blocks, sizes)])
+
+
+def _token_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The next-token loss at every position (0 where the label is ignored)."""
+    return torch.nn.functional.cross_entropy(
+        logits[:, :-1].float().transpose(1, 2), labels[:, 1:], ignore_index=IGNORE_INDEX, reduction="none"
+    )
 
 
 def _example_loss(logits: torch.Tensor, labels: torch.Tensor, divisor: float) -> torch.Tensor:
@@ -371,9 +417,7 @@ def _example_loss(logits: torch.Tensor, labels: torch.Tensor, divisor: float) ->
     A record's supervised tokens are one run of labels (its output and EOS), so a packed example's records are
     its runs of supervised labels."""
     targets = labels[:, 1:]
-    token_loss = torch.nn.functional.cross_entropy(
-        logits[:, :-1].float().transpose(1, 2), targets, ignore_index=IGNORE_INDEX, reduction="none"
-    )
+    token_loss = _token_losses(logits, labels)
     supervised = targets != IGNORE_INDEX
     starts = supervised & ~torch.nn.functional.pad(supervised[:, :-1], (1, 0), value=False)
     run = torch.cumsum(starts.flatten().long(), 0).view_as(targets) * supervised  # 0: unsupervised, else run id

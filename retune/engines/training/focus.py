@@ -1,0 +1,73 @@
+"""Hard-example focus: extra examples in every micro-batch, drawn by how hard they were when last trained.
+
+A recursive task's records are mostly easy once its format is learned; the decisions that are still wrong
+(a sum in a combine, a flag in a call) sit in a few records whose one decisive token the model still misses,
+and a uniform epoch shows them as rarely as the easy ones. With ``focus = K`` (:class:`TrainConfig.focus`)
+every micro-batch gets ``K`` more examples, drawn with replacement from those trained so far that are no
+longer than the micro-batch's longest (so they add no padding), each in proportion to its *hardness*: the
+largest next-token loss among its supervised tokens the last time it was trained (a record is right only when
+every token is, so its hardest token says how far it is from right).
+A drawn example is trained and its hardness updated like any other, so one that has been learned stops being
+drawn. The epochs' own batches are unchanged: every example is still trained once per epoch.
+
+The draw is a function of the seed, the step and the hardnesses, which every process keeps in full (the
+step's hardnesses are gathered from all processes), so all processes draw the same extras; the hardnesses are
+saved with every checkpoint, so a resumed run draws exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from retune.core.errors import RetuneError
+
+FILE = "hardness.pt"
+SEED_BASE = 7_919  # keeps the focus generator's seeds apart from other seeded streams of the same run
+
+
+def example_hardness(token_loss: torch.Tensor, supervised: torch.Tensor) -> torch.Tensor:
+    """Each row's largest loss over its supervised tokens (0 for a row with none)."""
+    return torch.where(supervised, token_loss.detach().float(), torch.zeros_like(token_loss, dtype=torch.float)).amax(dim=1)
+
+
+class Focus:
+    """The hardness of every example (0: never trained yet) and the draw of each step's extras; ``lengths`` are
+    the examples' lengths in tokens."""
+
+    def __init__(self, lengths: list[int], per_batch: int, seed: int):
+        self.lengths = torch.tensor(lengths, dtype=torch.long)
+        self.hardness = torch.zeros(len(lengths), dtype=torch.float64)
+        self.per_batch = per_batch
+        self.seed = seed
+
+    def draw(self, step: int, widths: list[int]) -> list[list[int]]:
+        """The positions of the extra examples of each of the step's micro-batches, whose longest examples are
+        ``widths`` tokens long (none for a micro-batch while no example that fits it has been trained)."""
+        generator = torch.Generator().manual_seed(SEED_BASE * (self.seed + 1) + step)
+        extras = []
+        for width in widths:
+            weights = torch.where(self.lengths <= width, self.hardness, torch.zeros_like(self.hardness))
+            if not self.per_batch or not bool((weights > 0).any()):
+                extras.append([])
+                continue
+            extras.append(torch.multinomial(weights, self.per_batch, replacement=True, generator=generator).tolist())
+        return extras
+
+    def update(self, positions: list[int], values: torch.Tensor) -> None:
+        """Record the hardness just measured of the examples at ``positions`` (a position drawn twice in one step
+        keeps its last value)."""
+        self.hardness[torch.tensor(positions, dtype=torch.long)] = values.detach().to("cpu", torch.float64)
+
+    def save(self, directory: Path) -> None:
+        torch.save(self.hardness, directory / FILE)
+
+    def load(self, directory: Path) -> None:
+        path = directory / FILE
+        if not path.is_file():
+            raise RetuneError(f"checkpoint {directory} holds no example hardness to resume a focused run from")
+        hardness = torch.load(path)
+        if hardness.shape != self.hardness.shape:
+            raise RetuneError(f"checkpoint {directory} was trained on another number of examples")
+        self.hardness = hardness
