@@ -657,3 +657,12 @@ def test_a_focused_run_adds_hard_examples_and_resumes_to_the_same_draws(tmp_path
     got = read_log(resumed)
     assert [e["batches"] for e in got] == [e["batches"] for e in log]
     assert [e["loss"] for e in got] == pytest.approx([e["loss"] for e in log], rel=1e-4)
+
+
+def test_a_run_without_progress_shows_no_loading_bar_when_called_as_a_library(tmp_path, tiny_model_dir, capfd):
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()
+    train(tiny_config(tmp_path, tiny_model_dir, max_steps=1), parity_records(2))
+    assert "Loading" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # the caller's setting is back

@@ -13,11 +13,13 @@ What a finished run directory holds, so that plain ``AutoModelForCausalLM.from_p
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 from retune.core.errors import RetuneError
 from retune.engines.training.config import DEFAULT_MODEL, SCRATCH_MODEL, TrainConfig
@@ -38,7 +40,26 @@ def mixed_precision(precision: str) -> str:
 
 
 def load_model(config: TrainConfig, mixed: str):
-    """The model and tokenizer to train. Trained weights stay fp32; a frozen LoRA base uses the compute dtype."""
+    """The model and tokenizer to train. Trained weights stay fp32; a frozen LoRA base uses the compute dtype.
+    Without ``config.progress`` transformers shows no loading bar either."""
+    with _loading_bars(config.progress):
+        return _load_model(config, mixed)
+
+
+@contextmanager
+def _loading_bars(shown: bool):
+    """transformers' progress bars off inside, unless ``shown`` (or they are off already)."""
+    if shown or not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
+
+
+def _load_model(config: TrainConfig, mixed: str):
     if config.model in (DEFAULT_MODEL, SCRATCH_MODEL):
         return load_default_model(pretrained=config.model == DEFAULT_MODEL)
     path = Path(config.model).expanduser()
