@@ -29,6 +29,7 @@ from retune.engines.training.focus import Focus, example_hardness
 from retune.engines.training.trainer import (BUDGET_MARGIN, CALIBRATION_STEPS, FIT_QUANTUM, REPLAY_SEED, _token_losses,
                                              fit_horizon, make_scheduler, training_summary)
 from retune.models import build_default_model, build_tokenizer
+from retune.models import pretraining
 from retune.models.pretraining import PRETRAINING_FILE
 
 TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
@@ -570,8 +571,6 @@ def test_each_epoch_replays_its_own_set_of_pretraining_records(tmp_path, tiny_mo
 
 
 def test_replay_draws_only_the_edits_it_is_given(tmp_path, tiny_model_dir, monkeypatch):
-    from retune.models import pretraining
-
     drawn = []
 
     def spy(*args, **kwargs):
@@ -613,6 +612,9 @@ def test_focus_draws_by_hardness_among_examples_that_fit_and_none_before_any_was
     assert focus.draw(step=7, widths=[12] * 4) != focus.draw(step=8, widths=[12] * 4)  # each step draws anew
     focus.update([2, 2], torch.tensor([5.0, 0.0]))  # drawn twice in a step: the last value counts
     assert {i for batch in focus.draw(step=9, widths=[12] * 10) for i in batch} == {3}
+    chosen = Focus([10, 10], per_batch=5, seed=3, eligible=[False, True])  # e.g. a replayed record and a task's
+    chosen.update([0, 1], torch.tensor([9.0, 0.1]))
+    assert chosen.draw(step=1, widths=[10] * 4) == [[1] * 5] * 4
 
 
 def test_example_hardness_is_the_largest_supervised_token_loss(tiny_model_dir):
@@ -635,23 +637,25 @@ def test_example_hardness_is_the_largest_supervised_token_loss(tiny_model_dir):
 
 def test_a_focused_run_adds_hard_examples_and_resumes_to_the_same_draws(tmp_path, tiny_model_dir):
     records = parity_records(5)
-    settings = {"batch_size": 4, "focus": 3, "save_every": 3, "max_steps": 6}
+    settings = {"batch_size": 4, "focus": 3, "save_every": 4, "max_steps": 8, "replay": 0.3}
     reference = train(tiny_config(tmp_path / "ref", tiny_model_dir, **settings), records)
     log = read_log(reference)
-    examples, _ = encode_records(records, AutoTokenizer.from_pretrained(tiny_model_dir), 512)
+    replayed = pretraining.pretraining_records(round(0.3 * len(records)), seed=REPLAY_SEED)  # as the trainer adds
+    examples, _ = encode_records([*records, *replayed], AutoTokenizer.from_pretrained(tiny_model_dir), 512)
     length = {e.index: len(e.input_ids) for e in examples}
     trained = set()
     for entry in log:
         batch = entry["batches"][0]
         width = max(length[i] for i in batch[:4])
-        fits = any(length[i] <= width for i in trained)
+        fits = any(length[i] <= width for i in trained if i < len(records))
         assert len(batch) == (7 if fits else 4)  # 3 extras whenever an example trained before fits the batch
         assert set(batch[4:]) <= trained and all(length[i] <= width for i in batch[4:])  # and so adds no padding
+        assert all(i < len(records) for i in batch[4:])  # a task's record, never a replayed one
         trained |= set(batch)
     assert sum(len(e["batches"][0]) == 7 for e in log) >= 3
     assert (latest_checkpoint(reference) / "hardness.pt").is_file()
 
-    part = train(tiny_config(tmp_path / "part", tiny_model_dir, **{**settings, "max_steps": 3}), records)
+    part = train(tiny_config(tmp_path / "part", tiny_model_dir, **{**settings, "max_steps": 4}), records)
     resumed = train(tiny_config(tmp_path / "part", tiny_model_dir, **settings, resume=True), records)
     assert resumed == part
     got = read_log(resumed)

@@ -3,8 +3,9 @@
 A recursive task's records are mostly easy once its format is learned; the decisions that are still wrong
 (a sum in a combine, a flag in a call) sit in a few records whose one decisive token the model still misses,
 and a uniform epoch shows them as rarely as the easy ones. With ``focus = K`` (:class:`TrainConfig.focus`)
-every micro-batch gets ``K`` more examples, drawn with replacement from those trained so far that are no
-longer than the micro-batch's longest (so they add no padding), each in proportion to its *hardness*: the
+every micro-batch gets ``K`` more examples, drawn with replacement from the task's examples trained so far
+(never a replayed pretraining record: those keep generic skills at their own share) that are no longer than
+the micro-batch's longest (so they add no padding), each in proportion to its *hardness*: the
 largest next-token loss among its supervised tokens the last time it was trained (a record is right only when
 every token is, so its hardest token says how far it is from right).
 A drawn example is trained and its hardness updated like any other, so one that has been learned stops being
@@ -34,10 +35,11 @@ def example_hardness(token_loss: torch.Tensor, supervised: torch.Tensor) -> torc
 
 class Focus:
     """The hardness of every example (0: never trained yet) and the draw of each step's extras; ``lengths`` are
-    the examples' lengths in tokens."""
+    the examples' lengths in tokens, ``eligible`` which of them may be drawn (default: all)."""
 
-    def __init__(self, lengths: list[int], per_batch: int, seed: int):
+    def __init__(self, lengths: list[int], per_batch: int, seed: int, eligible: list[bool] | None = None):
         self.lengths = torch.tensor(lengths, dtype=torch.long)
+        self.eligible = torch.ones(len(lengths), dtype=torch.bool) if eligible is None else torch.tensor(eligible)
         self.hardness = torch.zeros(len(lengths), dtype=torch.float64)
         self.per_batch = per_batch
         self.seed = seed
@@ -48,7 +50,7 @@ class Focus:
         generator = torch.Generator().manual_seed(SEED_BASE * (self.seed + 1) + step)
         extras = []
         for width in widths:
-            weights = torch.where(self.lengths <= width, self.hardness, torch.zeros_like(self.hardness))
+            weights = torch.where((self.lengths <= width) & self.eligible, self.hardness, torch.zeros_like(self.hardness))
             if not self.per_batch or not bool((weights > 0).any()):
                 extras.append([])
                 continue

@@ -223,7 +223,8 @@ def train(config: TrainConfig, records: list[dict] | None = None) -> Path:
     )
     scheduler = make_scheduler(optimizer, config, plan.total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
-    focus = Focus([len(e.input_ids) for e in examples], config.focus, config.seed) if config.focus else None
+    focus = Focus([len(e.input_ids) for e in examples], config.focus, config.seed,
+                  eligible=[e.index < n_task for e in examples]) if config.focus else None  # never a replayed record
 
     step, elapsed = 0, 0.0
     calibrate_at = calibration_step(config, plan.total_steps)
