@@ -617,7 +617,7 @@ def test_focus_draws_by_hardness_among_examples_that_fit_and_none_before_any_was
     assert chosen.draw(step=1, widths=[10] * 4) == [[1] * 5] * 4
 
 
-def test_example_hardness_is_the_largest_supervised_token_loss(tiny_model_dir):
+def test_example_hardness_is_the_largest_supervised_token_loss_of_a_wrong_example(tiny_model_dir):
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     records = [{"input": "What is the parity of [1, 0]?\nSolution: ", "output": "Call: x\n"},
@@ -627,12 +627,19 @@ def test_example_hardness_is_the_largest_supervised_token_loss(tiny_model_dir):
     with torch.no_grad():
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     labels = batch["labels"]
-    got = example_hardness(_token_losses(logits, labels), labels[:, 1:] != IGNORE_INDEX)
+    supervised = labels[:, 1:] != IGNORE_INDEX
+    token_loss = _token_losses(logits, labels)
+    wrong = logits[:, :-1].argmax(dim=-1) != labels[:, 1:]
+    assert bool(wrong[0][supervised[0]].any())  # an untrained model gets the first record wrong
+    got = example_hardness(token_loss, supervised, wrong)
     for row, example in enumerate(examples):
         n = len(example.input_ids)
         losses = [torch.nn.functional.cross_entropy(logits[row, t - 1], labels[row, t]).item()
                   for t in range(example.n_prompt, n)]
         assert got[row].item() == pytest.approx(max(losses), rel=1e-5)
+    right = torch.zeros_like(wrong)  # as if greedy decoding had written every supervised token
+    right[:, 0] = True  # a wrong prediction outside the supervised tokens does not count
+    assert example_hardness(token_loss, supervised, right).tolist() == [0.0, 0.0]
 
 
 def test_a_focused_run_adds_hard_examples_and_resumes_to_the_same_draws(tmp_path, tiny_model_dir):

@@ -5,11 +5,13 @@ A recursive task's records are mostly easy once its format is learned; the decis
 and a uniform epoch shows them as rarely as the easy ones. With ``focus = K`` (:class:`TrainConfig.focus`)
 every micro-batch gets ``K`` more examples, drawn with replacement from the task's examples trained so far
 (never a replayed pretraining record: those keep generic skills at their own share) that are no longer than
-the micro-batch's longest (so they add no padding), each in proportion to its *hardness*: the
-largest next-token loss among its supervised tokens the last time it was trained (a record is right only when
-every token is, so its hardest token says how far it is from right).
-A drawn example is trained and its hardness updated like any other, so one that has been learned stops being
-drawn. The epochs' own batches are unchanged: every example is still trained once per epoch.
+the micro-batch's longest (so they add no padding), each in proportion to its *hardness* the last time it was
+trained: 0 when the model's most likely next token was the right one at every supervised token (greedy decoding
+would have written it), else the largest next-token loss among them (a record is right only when every token
+is, so its hardest token says how far it is from right). So only examples the model still gets wrong are drawn,
+and a step adds nothing once every example that fits it was right when last trained; a drawn example is trained
+and its hardness updated like any other, so one that has been learned stops being drawn. The epochs' own
+batches are unchanged: every example is still trained once per epoch.
 
 The draw is a function of the seed, the step and the hardnesses, which every process keeps in full (the
 step's hardnesses are gathered from all processes), so all processes draw the same extras; the hardnesses are
@@ -28,9 +30,11 @@ FILE = "hardness.pt"
 SEED_BASE = 7_919  # keeps the focus generator's seeds apart from other seeded streams of the same run
 
 
-def example_hardness(token_loss: torch.Tensor, supervised: torch.Tensor) -> torch.Tensor:
-    """Each row's largest loss over its supervised tokens (0 for a row with none)."""
-    return torch.where(supervised, token_loss.detach().float(), torch.zeros_like(token_loss, dtype=torch.float)).amax(dim=1)
+def example_hardness(token_loss: torch.Tensor, supervised: torch.Tensor, wrong: torch.Tensor) -> torch.Tensor:
+    """Each row's largest loss over its supervised tokens where some supervised token is ``wrong`` (the model's
+    most likely token is not the label), else 0."""
+    losses = torch.where(supervised, token_loss.detach().float(), torch.zeros_like(token_loss, dtype=torch.float))
+    return torch.where((wrong & supervised).any(dim=1), losses.amax(dim=1), torch.zeros(len(losses)))
 
 
 class Focus:

@@ -381,7 +381,9 @@ def _optimizer_step(model, optimizer, scheduler, accelerator: Accelerator, group
         step_loss += loss.detach()
         if measure:
             with torch.no_grad():
-                measured.append(example_hardness(_token_losses(logits, labels), labels[:, 1:] != IGNORE_INDEX))
+                targets = labels[:, 1:]
+                measured.append(example_hardness(_token_losses(logits, labels), targets != IGNORE_INDEX,
+                                                 logits[:, :-1].argmax(dim=-1) != targets))
     if max_grad_norm is not None:
         accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
