@@ -77,8 +77,8 @@ def _default(name: str) -> str:
 @click.option("--replay-min-length", type=int, help=f"Replay only records this long. {_default('replay_min_length')}")
 @click.option("--replay-edits", help="NAME=WEIGHT,... of the pretraining edits to replay. [default: auto, "
               f"{DEFAULT_MODEL_REPLAY_EDITS_TEXT} for the default model]")
-@click.option("--focus", type=int, help="Extra examples per micro-batch, drawn by the largest token loss each "
-              f"had when last trained. {_default('focus')}")
+@click.option("--focus", type=int, help="Extra examples per micro-batch, drawn from those the model got wrong "
+              f"when last trained. {_default('focus')}")
 @click.option("--position-scheme", type=_choices("position_scheme"),
               help="Position ids. [default: auto, the model's own]")
 @click.option("--max-length", type=int, help=f"Drop longer examples (tokens). {_default('max_length')}")

@@ -161,8 +161,8 @@ class TrainConfig(BaseModel):
         "copy a problem whole at its Solution:), else its EDITS"
     )
     focus: int = Field(
-        0, ge=0, description="extra examples per micro-batch, drawn from those trained so far in proportion to "
-        "the largest token loss each had when last trained (retune.engines.training.focus); 0: none"
+        0, ge=0, description="extra examples per micro-batch, drawn from the task's examples the model got wrong "
+        "when last trained, in proportion to their largest token loss (retune.engines.training.focus); 0: none"
     )
     position_scheme: Literal["auto", "sequential", "hierarchical", "words", "wordlists"] = Field(
         "auto", description="position ids (retune.models.positions); auto: the model's own "

@@ -34,7 +34,7 @@ def example_hardness(token_loss: torch.Tensor, supervised: torch.Tensor, wrong: 
     """Each row's largest loss over its supervised tokens where some supervised token is ``wrong`` (the model's
     most likely token is not the label), else 0."""
     losses = torch.where(supervised, token_loss.detach().float(), torch.zeros_like(token_loss, dtype=torch.float))
-    return torch.where((wrong & supervised).any(dim=1), losses.amax(dim=1), torch.zeros(len(losses)))
+    return torch.where((wrong & supervised).any(dim=1), losses.amax(dim=1), losses.new_zeros(len(losses)))
 
 
 class Focus:
