@@ -2,7 +2,8 @@
 
 See :mod:`retune.engines.training.trainer` for the loop and the multi-GPU launch command,
 :mod:`~retune.engines.training.modeling` for what a run dir holds, :mod:`~retune.engines.training.data`
-for masking and batching, and :mod:`~retune.engines.training.checkpoint` for checkpoints and resuming.
+for masking and batching, :mod:`~retune.engines.training.focus` for the extra examples drawn by hardness, and
+:mod:`~retune.engines.training.checkpoint` for checkpoints and resuming.
 ``train`` is imported on first use, so that the command line starts without loading torch.
 """
 
