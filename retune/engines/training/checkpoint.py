@@ -7,7 +7,8 @@ which is never taken as the latest (and is removed by the next save). It holds:
 * ``weights.pt``: the trainable parameters (all of them for full fine-tuning, the adapter for LoRA);
 * ``optimizer.pt`` and ``scheduler.pt``;
 * ``rng-<process>.pt``: the Python and torch (CPU and CUDA) RNG states of every process;
-* ``trainer_state.json``: the step, the data-order position (epoch, step within it) and the elapsed time.
+* ``trainer_state.json``: the step, the data-order position (epoch, step within it) and the elapsed time;
+* ``hardness.pt`` (a run with ``focus``): every example's hardness (:mod:`retune.engines.training.focus`).
 
 Only the newest ``keep`` checkpoints are kept.
 """
