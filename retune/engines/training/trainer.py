@@ -377,6 +377,7 @@ def _optimizer_step(model, optimizer, scheduler, accelerator: Accelerator, group
             else:
                 outputs = model(**inputs, num_items_in_batch=per_process, use_cache=False)
                 loss, logits = outputs.loss, outputs.logits
+                del outputs
             accelerator.backward(loss)
         step_loss += loss.detach()
         if measure:
@@ -384,6 +385,7 @@ def _optimizer_step(model, optimizer, scheduler, accelerator: Accelerator, group
                 targets = labels[:, 1:]
                 measured.append(example_hardness(_token_losses(logits, labels), targets != IGNORE_INDEX,
                                                  logits[:, :-1].argmax(dim=-1) != targets))
+        del logits  # not held through the next micro-batch's forward (a large vocabulary's logits are big)
     if max_grad_norm is not None:
         accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
