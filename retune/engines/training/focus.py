@@ -55,7 +55,7 @@ class Focus:
         extras = []
         for width in widths:
             weights = torch.where((self.lengths <= width) & self.eligible, self.hardness, torch.zeros_like(self.hardness))
-            if not self.per_batch or not bool((weights > 0).any()):
+            if not bool((weights > 0).any()):
                 extras.append([])
                 continue
             extras.append(torch.multinomial(weights, self.per_batch, replacement=True, generator=generator).tolist())

@@ -370,10 +370,12 @@ def _optimizer_step(model, optimizer, scheduler, accelerator: Accelerator, group
         inputs = {name: t.to(accelerator.device) for name, t in collate(batch, pad_token_id).items()}
         with accelerator.no_sync(model) if k < len(mine) - 1 else nullcontext():
             labels = inputs["labels"]
+            token_loss = None  # per token, when computed here (example normalization) rather than by the model
             if by_example:
                 del inputs["labels"]
                 logits = model(**inputs, use_cache=False).logits
-                loss = _example_loss(logits, labels, per_process)
+                token_loss = _token_losses(logits, labels)
+                loss = _example_loss(logits, labels, per_process, token_loss)
             else:
                 outputs = model(**inputs, num_items_in_batch=per_process, use_cache=False)
                 loss, logits = outputs.loss, outputs.logits
@@ -383,9 +385,10 @@ def _optimizer_step(model, optimizer, scheduler, accelerator: Accelerator, group
         if measure:
             with torch.no_grad():
                 targets = labels[:, 1:]
-                measured.append(example_hardness(_token_losses(logits, labels), targets != IGNORE_INDEX,
+                token_loss = _token_losses(logits, labels) if token_loss is None else token_loss
+                measured.append(example_hardness(token_loss, targets != IGNORE_INDEX,
                                                  logits[:, :-1].argmax(dim=-1) != targets))
-        del logits  # not held through the next micro-batch's forward (a large vocabulary's logits are big)
+        del logits, token_loss  # not held through the next micro-batch's forward (a large vocabulary's logits are big)
     if max_grad_norm is not None:
         accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
@@ -416,13 +419,15 @@ def _token_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     )
 
 
-def _example_loss(logits: torch.Tensor, labels: torch.Tensor, divisor: float) -> torch.Tensor:
-    """Sum over records of each record's mean next-token loss on its supervised tokens, over ``divisor``.
+def _example_loss(logits: torch.Tensor, labels: torch.Tensor, divisor: float,
+                  token_loss: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum over records of each record's mean next-token loss on its supervised tokens, over ``divisor``
+    (``token_loss``: the logits' :func:`_token_losses`, when already computed).
 
     A record's supervised tokens are one run of labels (its output and EOS), so a packed example's records are
     its runs of supervised labels."""
     targets = labels[:, 1:]
-    token_loss = _token_losses(logits, labels)
+    token_loss = _token_losses(logits, labels) if token_loss is None else token_loss
     supervised = targets != IGNORE_INDEX
     starts = supervised & ~torch.nn.functional.pad(supervised[:, :-1], (1, 0), value=False)
     run = torch.cumsum(starts.flatten().long(), 0).view_as(targets) * supervised  # 0: unsupervised, else run id
