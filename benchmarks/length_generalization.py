@@ -80,7 +80,8 @@ def run_grid(args) -> dict:
                 run_dir = root / f"{task}-{method}-seed{seed}"
                 given = {key: getattr(args, key) for key in ("scheduler", "warmup_steps", "replay", "replay_sets",
                                                               "replay_min_length", "lora_dropout",
-                                                              "loss_normalization", "lora_targets", "lr", "focus")
+                                                              "loss_normalization", "lora_targets", "lr", "focus",
+                                                              "focal")
                          if getattr(args, key) is not None}
                 config = TrainConfig(
                     tasks=[task], method=method, lengths=TRAIN_LENGTHS.get(task, (1, 8)), per_length=args.per_length,
@@ -100,6 +101,7 @@ def run_grid(args) -> dict:
                                  "replay": config.replay, "replay_sets": config.replay_sets,
                                  "replay_min_length": config.replay_min_length,
                                  "lora_dropout": config.lora_dropout, "focus": config.focus,
+                                 "focal": config.focal,
                                  "precision": config.precision,
                                  "lora_targets": config.lora_targets if config.finetune == "lora" else None, **row})
                     print(json.dumps(rows[-1]), flush=True)
@@ -157,6 +159,7 @@ def main(argv=None) -> None:
     parser.add_argument("--replay-min-length", type=int, help="TrainConfig.replay_min_length (default: 0)")
     parser.add_argument("--lora-dropout", type=float, help="TrainConfig.lora_dropout (default: 0.05)")
     parser.add_argument("--focus", type=int, help="TrainConfig.focus: hard examples added per micro-batch (default: 0)")
+    parser.add_argument("--focal", type=float, help="TrainConfig.focal: focal loss exponent (default: 0, cross-entropy)")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
                         help="TrainConfig.precision (auto: bf16 mixed precision on a GPU, fp32 on CPU)")
     parser.add_argument("--model", default="default",

@@ -26,7 +26,8 @@ from retune.engines.training.checkpoint import STATE_FILE, latest_checkpoint
 from retune.engines.training.command import train_command
 from retune.engines.training.data import IGNORE_INDEX, collate, encode_records, epoch_batches
 from retune.engines.training.focus import Focus, example_hardness
-from retune.engines.training.trainer import (BUDGET_MARGIN, CALIBRATION_STEPS, FIT_QUANTUM, REPLAY_SEED, _token_losses,
+from retune.engines.training.trainer import (BUDGET_MARGIN, CALIBRATION_STEPS, FIT_QUANTUM, REPLAY_SEED, _example_loss,
+                                             _focal, _token_losses,
                                              fit_horizon, make_scheduler, training_summary)
 from retune.models import build_default_model, build_tokenizer
 from retune.models import pretraining
@@ -668,6 +669,51 @@ def test_a_focused_run_adds_hard_examples_and_resumes_to_the_same_draws(tmp_path
     got = read_log(resumed)
     assert [e["batches"] for e in got] == [e["batches"] for e in log]
     assert [e["loss"] for e in got] == pytest.approx([e["loss"] for e in log], rel=1e-4)
+
+
+def test_focal_loss_weighs_each_token_by_the_probability_it_misses():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 7) * 3
+    labels = torch.randint(0, 7, (2, 5))
+    labels[0, :2] = IGNORE_INDEX
+    token_loss = _token_losses(logits, labels)
+    assert torch.equal(_focal(token_loss, 0.0), token_loss)
+    p = torch.softmax(logits[:, :-1], -1).gather(-1, labels[:, 1:].clamp(min=0)[..., None])[..., 0]
+    expected = -((1 - p) ** 2) * torch.log(p) * (labels[:, 1:] != IGNORE_INDEX)
+    assert torch.allclose(_focal(token_loss, 2.0), expected, atol=1e-6)
+    sure, unsure = torch.tensor([0.01]), torch.tensor([2.0])  # p = 0.99 and p = 0.14
+    assert (_focal(sure, 2.0) / sure).item() < 1e-3 < 0.7 < (_focal(unsure, 2.0) / unsure).item()
+    logits[1, 1, labels[1, 2]] = 200.0  # a supervised token the model is certain of: its loss is exactly 0
+    for gamma in (0.5, 2.0):  # and the gradient stays finite (gamma < 1: the weight's derivative at 0 is infinite)
+        leaf = logits.clone().requires_grad_(True)
+        token_loss = _token_losses(leaf, labels)
+        assert token_loss[1, 1].item() == 0
+        _focal(token_loss, gamma).sum().backward()
+        assert torch.isfinite(leaf.grad).all() and leaf.grad[0, :1].abs().sum() == 0
+
+
+@pytest.mark.parametrize("normalization", ["token", "example"])
+def test_a_focal_run_trains_on_the_focal_loss_of_its_batch(tmp_path, tiny_model_dir, normalization):
+    records = parity_records(4)
+    run = train(tiny_config(tmp_path, tiny_model_dir, focal=2.0, max_steps=1, batch_size=6,
+                            loss_normalization=normalization), records)
+    entry = read_log(run)[0]
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    examples, _ = encode_records(records, AutoTokenizer.from_pretrained(tiny_model_dir), 2048)
+    by_index = {e.index: e for e in examples}
+    batch = collate([by_index[i] for i in entry["batches"][0]], model.config.pad_token_id)
+    labels = batch.pop("labels")
+    with torch.no_grad():
+        logits = model(**batch).logits
+    supervised = int((labels[:, 1:] != IGNORE_INDEX).sum())
+
+    def loss(token_loss: torch.Tensor) -> float:
+        return (token_loss.sum() / supervised if normalization == "token"
+                else _example_loss(logits, labels, len(entry["batches"][0]), token_loss)).item()
+
+    plain = loss(_token_losses(logits, labels))
+    assert entry["loss"] == pytest.approx(loss(_focal(_token_losses(logits, labels), 2.0)), rel=1e-4)
+    assert entry["loss"] < 0.99 * plain  # an untrained model (p ~ 1/100): every token weighs a little less
 
 
 def test_a_run_without_progress_shows_no_loading_bar_when_called_as_a_library(tmp_path, tiny_model_dir, capfd):

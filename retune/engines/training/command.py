@@ -79,6 +79,8 @@ def _default(name: str) -> str:
               f"{DEFAULT_MODEL_REPLAY_EDITS_TEXT} for the default model]")
 @click.option("--focus", type=int, help="Extra examples per micro-batch, drawn from those the model got wrong "
               f"when last trained. {_default('focus')}")
+@click.option("--focal", type=float, help="Focal loss exponent: weigh each token's loss by (1 - p)^GAMMA. "
+              f"{_default('focal')}")
 @click.option("--position-scheme", type=_choices("position_scheme"),
               help="Position ids. [default: auto, the model's own]")
 @click.option("--max-length", type=int, help=f"Drop longer examples (tokens). {_default('max_length')}")

@@ -164,6 +164,11 @@ class TrainConfig(BaseModel):
         0, ge=0, description="extra examples per micro-batch, drawn from the task's examples the model got wrong "
         "when last trained, in proportion to their largest token loss (retune.engines.training.focus); 0: none"
     )
+    focal: float = Field(
+        0.0, ge=0, description="focal loss exponent gamma: each supervised token's loss is weighted by (1 - p)^gamma, "
+        "p the probability of its label, so tokens the model already gets right weigh less than the ones it "
+        "does not; 0: plain cross-entropy"
+    )
     position_scheme: Literal["auto", "sequential", "hierarchical", "words", "wordlists"] = Field(
         "auto", description="position ids (retune.models.positions); auto: the model's own "
         "(retune_position_scheme in its config.json, else sequential)"

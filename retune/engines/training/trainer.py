@@ -2,8 +2,9 @@
 
 One optimizer step consumes ``grad_accum`` micro-batches on every process; the loss is the mean over all
 supervised tokens of the step (output tokens and EOS), or with ``loss_normalization="example"`` the mean over
-the step's examples of each example's mean over its supervised tokens. Examples carry explicit position ids
-when the model's position scheme (:mod:`retune.models.positions`) is not sequential. The run dir receives
+the step's examples of each example's mean over its supervised tokens; with ``focal`` > 0 each token's loss is
+first weighted by ``(1 - p) ** focal`` (focal loss, ``p`` the probability of its label). Examples carry
+explicit position ids when the model's position scheme (:mod:`retune.models.positions`) is not sequential. The run dir receives
 ``train_config.json`` (the resolved settings), ``data_summary.json``, ``training_log.jsonl`` (one line per
 step: loss, lr, tokens/s, padding and the record indices of every micro-batch), ``checkpoints/step-N``
 every ``save_every`` steps and at the end, and the final model (see :mod:`retune.engines.training.modeling`),
@@ -362,6 +363,7 @@ def _optimizer_step(model, optimizer, scheduler, accelerator: Accelerator, group
     # With example normalization the divisor is the step's global record count (a packed example holds several),
     # and every record's loss is first averaged over its own supervised tokens.
     by_example = plan.config.loss_normalization == "example"
+    focal = plan.config.focal
     count = sum(e.n_records if by_example else e.n_supervised for batch in group for e in batch)
     per_process = count / plan.processes
     step_loss = torch.zeros((), device=accelerator.device)
@@ -370,12 +372,15 @@ def _optimizer_step(model, optimizer, scheduler, accelerator: Accelerator, group
         inputs = {name: t.to(accelerator.device) for name, t in collate(batch, pad_token_id).items()}
         with accelerator.no_sync(model) if k < len(mine) - 1 else nullcontext():
             labels = inputs["labels"]
-            token_loss = None  # per token, when computed here (example normalization) rather than by the model
-            if by_example:
+            token_loss = None  # per token, when computed here rather than by the model
+            if by_example or focal:
                 del inputs["labels"]
                 logits = model(**inputs, use_cache=False).logits
                 token_loss = _token_losses(logits, labels)
-                loss = _example_loss(logits, labels, per_process, token_loss)
+                trained = _focal(token_loss, focal) if focal else token_loss
+                loss = (_example_loss(logits, labels, per_process, trained) if by_example
+                        else trained.sum() / per_process)
+                del trained
             else:
                 outputs = model(**inputs, num_items_in_batch=per_process, use_cache=False)
                 loss, logits = outputs.loss, outputs.logits
@@ -417,6 +422,13 @@ def _token_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(
         logits[:, :-1].float().transpose(1, 2), labels[:, 1:], ignore_index=IGNORE_INDEX, reduction="none"
     )
+
+
+def _focal(token_loss: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Focal loss (Lin et al. 2017) from per-token cross-entropy: each token's loss times ``(1 - p) ** gamma``,
+    ``p`` the probability the model gives its label; a token the model is sure of weighs almost nothing. (The
+    floor keeps the weight's gradient finite where the loss is 0, as at every ignored token, when gamma < 1.)"""
+    return token_loss * (-torch.expm1(-token_loss)).clamp(min=1e-12) ** gamma
 
 
 def _example_loss(logits: torch.Tensor, labels: torch.Tensor, divisor: float,
