@@ -54,7 +54,8 @@ class Focus:
         generator = torch.Generator().manual_seed(SEED_BASE * (self.seed + 1) + step)
         extras = []
         for width in widths:
-            weights = torch.where((self.lengths <= width) & self.eligible, self.hardness, torch.zeros_like(self.hardness))
+            fits = (self.lengths <= width) & self.eligible
+            weights = torch.where(fits, self.hardness, torch.zeros_like(self.hardness))
             if not bool((weights > 0).any()):
                 extras.append([])
                 continue

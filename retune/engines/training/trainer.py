@@ -4,8 +4,8 @@ One optimizer step consumes ``grad_accum`` micro-batches on every process; the l
 supervised tokens of the step (output tokens and EOS), or with ``loss_normalization="example"`` the mean over
 the step's examples of each example's mean over its supervised tokens; with ``focal`` > 0 each token's loss is
 first weighted by ``(1 - p) ** focal`` (focal loss, ``p`` the probability of its label). Examples carry
-explicit position ids when the model's position scheme (:mod:`retune.models.positions`) is not sequential. The run dir receives
-``train_config.json`` (the resolved settings), ``data_summary.json``, ``training_log.jsonl`` (one line per
+explicit position ids when the model's position scheme (:mod:`retune.models.positions`) is not sequential. The run
+dir receives ``train_config.json`` (the resolved settings), ``data_summary.json``, ``training_log.jsonl`` (one line per
 step: loss, lr, tokens/s, padding and the record indices of every micro-batch), ``checkpoints/step-N``
 every ``save_every`` steps and at the end, and the final model (see :mod:`retune.engines.training.modeling`),
 which is saved whatever ends the run: the step limit, the epochs or the time budget.
@@ -427,7 +427,7 @@ def _token_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def _focal(token_loss: torch.Tensor, gamma: float) -> torch.Tensor:
     """Focal loss (Lin et al. 2017) from per-token cross-entropy: each token's loss times ``(1 - p) ** gamma``,
     ``p`` the probability the model gives its label; a token the model is sure of weighs almost nothing. (The
-    floor keeps the weight's gradient finite where the loss is 0, as at every ignored token, when gamma < 1.)"""
+    floor keeps the weight's gradient finite, when gamma < 1, where a supervised token's loss is exactly 0.)"""
     return token_loss * (-torch.expm1(-token_loss)).clamp(min=1e-12) ** gamma
 
 
