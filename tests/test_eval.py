@@ -161,6 +161,16 @@ def test_evaluate_a_run_dir_is_deterministic_and_independent_of_batch_size(tiny,
     assert [p["problem"] for p in other["problems"]] != [p["problem"] for p in a["problems"]]
 
 
+def test_evaluate_a_run_dir_draws_the_test_set_of_the_runs_seed_by_default(tiny, tmp_path):
+    """Re-evaluating a run without a seed gives the test problems ``retune run --seed S`` evaluated."""
+    run = _run_dir(tmp_path / "run", tiny, seed=7)
+    default = evaluate(run, "2-4", 3)
+    assert default["seed"] == 7 and default["test_seed"] == 7 + 1_000_003 and default["train_seed"] == 7
+    assert _strip(default) == _strip(evaluate(run, "2-4", 3, seed=7))
+    assert [p["problem"] for p in evaluate(run, "2-4", 3, seed=0)["problems"]] != \
+        [p["problem"] for p in default["problems"]]
+
+
 def test_evaluation_results_with_real_recursion_do_not_depend_on_batch_size(tiny):
     """The model's tokens are forced to the reference calls, and it answers freely after each return."""
     model, tokenizer = tiny

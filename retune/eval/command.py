@@ -12,7 +12,9 @@ import click
 @click.option("--lengths", default=None, help="Lengths to test: LO-HI or a list (2-5,10). Default: the task's.")
 @click.option("--per-length", default=100, show_default=True, help="Test problems per length.")
 @click.option("--batch-size", default=64, show_default=True, help="Rows per forward call (results do not depend on it).")
-@click.option("--seed", default=0, show_default=True, help="Test-set seed (problems use SEED + 1000003).")
+@click.option("--seed", type=int, default=None,
+              help="Test-set seed (problems use SEED + 1000003). Default: the run's training seed, the test set "
+                   "`retune run` evaluated.")
 @click.option("--task", "tasks", default=None, help="Task(s) to test instead of the run's (comma-separated).")
 @click.option("--max-new-tokens", type=int, default=None, help="Cap on one segment (default: from the test set).")
 @click.option("--device", default=None, help="torch device (default: where the model loads).")

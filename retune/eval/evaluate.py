@@ -100,7 +100,7 @@ def evaluate(
     lengths: str | tuple[int, int] | Iterable[int] | None = None,
     per_length: int = 100,
     batch_size: int = 64,
-    seed: int = 0,
+    seed: int | None = None,
     *,
     tasks: Sequence[str] | str | None = None,
     max_new_tokens: int | None = None,
@@ -111,10 +111,13 @@ def evaluate(
     registry=None,
 ) -> dict:
     """Evaluate the model of ``run_dir`` (see the module docstring). ``lengths`` defaults to the tasks'
-    ``default_eval_lengths``; ``tasks`` overrides the run's tasks (needed for runs trained on a data file)."""
+    ``default_eval_lengths``; ``tasks`` overrides the run's tasks (needed for runs trained on a data file); ``seed``
+    defaults to the run's training seed, so re-evaluating a run draws the test problems ``retune run`` drew."""
     from retune.engines.inference import ModelPolicy, load_model
 
     config = read_run_config(run_dir)
+    if seed is None:
+        seed = config["seed"] if config["seed"] is not None else 0
     task_names = _task_names(tasks if tasks is not None else config["tasks"], run_dir)
     registry = registry or _registry()
     task_objs = [registry.get(name) for name in task_names]
