@@ -23,7 +23,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from retune.engines.training.config import EMBEDDED_MODELS
+from retune.engines.training.config import DEFAULT_MODEL, SCRATCH_MODEL
 from retune.eval.evaluate import evaluate
 from retune.models.default import PRETRAINED_DIR
 
@@ -33,7 +33,9 @@ WEIGHTS = "model.safetensors"
 def base_dir(run: Path) -> Path:
     """The directory of the model ``run`` was fine-tuned from."""
     model = json.loads((run / "train_config.json").read_text())["model"]
-    return PRETRAINED_DIR if model in EMBEDDED_MODELS else Path(model)
+    if model == SCRATCH_MODEL:
+        raise SystemExit(f"{run} was trained from scratch: it has no pretrained base to move toward")
+    return PRETRAINED_DIR if model == DEFAULT_MODEL else Path(model)
 
 
 def interpolate(run: Path, base: Path, alpha: float, out: Path) -> Path:
