@@ -46,3 +46,20 @@ def run_benchmark():
                               text=True, timeout=300, cwd=root)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny randomly initialised default-architecture model (1 layer, hidden 32) saved as a plain transformers
+    directory, to train runs from in seconds."""
+    import torch
+
+    from retune.models import build_default_model
+
+    path = tmp_path_factory.mktemp("tiny-model")
+    torch.manual_seed(0)
+    model, tokenizer = build_default_model(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                           num_attention_heads=2)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

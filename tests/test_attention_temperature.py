@@ -9,7 +9,6 @@ from transformers import DynamicCache
 
 import retune.engines.inference.policy as policy_module
 from retune.engines.training import TrainConfig, train
-from retune.models import build_default_model
 from retune.plugins import get_registry
 
 
@@ -21,15 +20,11 @@ def test_the_factor_is_one_in_range_and_grows_with_the_log_of_the_length_past_it
     assert script._factor(addition, "What is the parity of [1, 0]?\nSolution: ", 8, 0.1) == 1.0  # not addition's
 
 
-def test_a_run_in_range_is_unchanged_and_the_engine_is_restored(tmp_path, benchmark_script):
+def test_a_run_in_range_is_unchanged_and_the_engine_is_restored(tmp_path, tiny_model_dir, benchmark_script):
     script = benchmark_script("attention_temperature")
     torch.manual_seed(0)
-    model, tokenizer = build_default_model(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                           num_attention_heads=2)
-    model.save_pretrained(tmp_path / "model")
-    tokenizer.save_pretrained(tmp_path / "model")
     run = train(TrainConfig(tasks=["parity"], method="retuning", lengths=(1, 3), per_length=8,
-                            model=str(tmp_path / "model"), out=tmp_path / "run", finetune="full", lr=1e-2,
+                            model=str(tiny_model_dir), out=tmp_path / "run", finetune="full", lr=1e-2,
                             max_steps=30, progress=False))
     generate, select = policy_module.ModelPolicy._generate_batch, DynamicCache.batch_select_indices
     rows = script.measure(str(run), "3,6", 6, [0.0, 5.0])

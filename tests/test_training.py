@@ -55,17 +55,6 @@ def parity_records(max_length: int = 6) -> list[dict]:
     return records
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    """A tiny randomly initialised default-architecture model saved as a plain transformers directory."""
-    path = tmp_path_factory.mktemp("tiny-model")
-    torch.manual_seed(0)
-    model, tokenizer = build_default_model(**TINY)
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
 def tiny_config(tmp_path: Path, model_dir: Path, **overrides) -> TrainConfig:
     settings = {"out": tmp_path / "run", "model": str(model_dir), "finetune": "full", "batch_size": 8,
                 "lr": 1e-2, "max_steps": 4, "progress": False, "balance_lengths": False}  # records as given

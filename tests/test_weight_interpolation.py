@@ -7,17 +7,12 @@ from safetensors.torch import load_file
 
 from retune.engines.training import TrainConfig, train
 from retune.eval.evaluate import evaluate
-from retune.models import build_default_model
 
 
-def test_interpolated_weights_lie_between_base_and_run_and_alpha_one_is_the_run(tmp_path, benchmark_script):
+def test_interpolated_weights_lie_between_base_and_run_and_alpha_one_is_the_run(tmp_path, tiny_model_dir,
+                                                                             benchmark_script):
     script = benchmark_script("weight_interpolation")
-    torch.manual_seed(0)
-    model, tokenizer = build_default_model(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                           num_attention_heads=2)
-    base = tmp_path / "model"
-    model.save_pretrained(base)
-    tokenizer.save_pretrained(base)
+    base = tiny_model_dir
     run = train(TrainConfig(tasks=["parity"], method="retuning", lengths=(1, 3), per_length=8, model=str(base),
                             out=tmp_path / "run", finetune="full", lr=1e-2, max_steps=30, progress=False,
                             seed=3))
