@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -238,22 +239,17 @@ def test_kinds_parse_or_fail_in_one_line():
             parse_kinds(bad)
 
 
-def _tiny_init(directory: Path):
-    """A tiny model of the default architecture saved in ``directory``, to continue pretraining from; the model."""
-    from retune.models import build_default_model
-
-    torch.manual_seed(0)
-    model, tokenizer = build_default_model(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                           num_attention_heads=2)
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return model
+def _tiny_init(tiny_model_dir: Path, directory: Path):
+    """A copy of the tiny model (conftest's ``tiny_model_dir``) in ``directory``, to continue pretraining from; the
+    model."""
+    shutil.copytree(tiny_model_dir, directory)
+    return AutoModelForCausalLM.from_pretrained(directory)
 
 
-def test_pretraining_continues_from_a_model_directory(tmp_path):
+def test_pretraining_continues_from_a_model_directory(tmp_path, tiny_model_dir):
     from retune.models.pretraining import pretrain
 
-    model = _tiny_init(tmp_path / "init")
+    model = _tiny_init(tiny_model_dir, tmp_path / "init")
     (tmp_path / "init" / "pretraining.json").write_text(json.dumps({"settings": {"seed": 5}}))
     with pytest.raises(ValueError, match="uses 'words' positions"):
         pretrain(tmp_path / "out", tmp_path / "work", init=tmp_path / "init", position_scheme="hierarchical")
@@ -443,11 +439,11 @@ def test_shipped_rebuild_takes_no_other_setting(capsys):
     assert exc.value.code == 2 and "drop --lr" in capsys.readouterr().err
 
 
-def test_a_pretraining_fitted_to_a_time_budget_records_the_budget_and_its_horizons(tmp_path):
+def test_a_pretraining_fitted_to_a_time_budget_records_the_budget_and_its_horizons(tmp_path, tiny_model_dir):
     from retune.engines.training.trainer import CALIBRATION_STEPS
     from retune.models.pretraining import pretrain
 
-    _tiny_init(tmp_path / "init")
+    _tiny_init(tiny_model_dir, tmp_path / "init")
     out = pretrain(tmp_path / "out", tmp_path / "work", time_budget=4.0, init=tmp_path / "init", records=64,
                    batch_size=2, max_steps=10**6, warmup_steps=0, scheduler="cosine", progress=False)
     saved = json.loads((out / "pretraining.json").read_text())
@@ -477,11 +473,11 @@ def test_sumfront_records_put_one_sum_of_two_small_items_in_front_of_the_returne
     assert record["output"] == "[" + ", ".join(str(v) for v in [value, *returned]) + "]"
 
 
-def test_widening_to_numbers_keeps_what_the_model_computes_on_characters(tmp_path):
+def test_widening_to_numbers_keeps_what_the_model_computes_on_characters(tmp_path, tiny_model_dir):
     from retune.models.pretraining import widen_to_numbers
     from retune.models.tokenizer import NUMBER_TOKENS, build_tokenizer
 
-    model = _tiny_init(tmp_path / "init")
+    model = _tiny_init(tiny_model_dir, tmp_path / "init")
     out = widen_to_numbers(tmp_path / "init", tmp_path / "widened")
     widened = AutoModelForCausalLM.from_pretrained(out)
     numbers = build_tokenizer(numbers=True)
@@ -497,12 +493,12 @@ def test_widening_to_numbers_keeps_what_the_model_computes_on_characters(tmp_pat
         widen_to_numbers(out, tmp_path / "again")
 
 
-def test_pretraining_continues_a_model_over_the_numbers_tokenizer(tmp_path):
+def test_pretraining_continues_a_model_over_the_numbers_tokenizer(tmp_path, tiny_model_dir):
     from transformers import AutoTokenizer
 
     from retune.models.pretraining import pretrain
 
-    _tiny_init(tmp_path / "init")
+    _tiny_init(tiny_model_dir, tmp_path / "init")
     with pytest.raises(ValueError, match="give init"):
         pretrain(tmp_path / "out", tmp_path / "work", numbers=True)
     out = pretrain(tmp_path / "out", tmp_path / "work", init=tmp_path / "init", numbers=True, records=40,
