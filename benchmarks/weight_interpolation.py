@@ -53,10 +53,10 @@ def measure(run: str, lengths: str, per_length: int, alphas: list[float], seed: 
     run_dir = Path(run)
     if not (run_dir / WEIGHTS).is_file():
         raise SystemExit(f"{run} holds no merged {WEIGHTS}")
-    rows = []
+    base, rows = base_dir(run_dir), []
     with tempfile.TemporaryDirectory() as tmp:
         for alpha in alphas:
-            copy = interpolate(run_dir, base_dir(run_dir), alpha, Path(tmp) / f"alpha-{alpha:g}")
+            copy = interpolate(run_dir, base, alpha, Path(tmp) / f"alpha-{alpha:g}")
             results = evaluate(copy, lengths, per_length=per_length, seed=seed)
             rows.append({"run": run, "alpha": alpha, "per_length": per_length, "seed": results["seed"],
                          "accuracy": {k: v["accuracy"] for k, v in results["by_length"].items()},
